@@ -1,0 +1,61 @@
+"""otel-llm: OpenTelemetry-native observability for LLM applications.
+
+Instrument with ``observe`` / ``start_observation`` / ``Client``, process with
+``LLMSpanProcessor`` (usage, cost, masking, entry marking), deliver to one or
+more destinations. ``configure()`` wires it all together.
+"""
+
+from __future__ import annotations
+
+from otel_llm._version import __version__
+from otel_llm.config import Pipeline, configure, flush, shutdown
+from otel_llm.context import propagate_attributes
+from otel_llm.destinations import Console, Destination, InMemory
+from otel_llm.errors import ConfigError
+from otel_llm.instrument.client import Client
+from otel_llm.instrument.current import (
+    get_current_observation_id,
+    get_current_trace_id,
+    mark_entry,
+    score,
+    update_current_observation,
+    update_current_trace,
+)
+from otel_llm.instrument.ids import create_trace_id
+from otel_llm.instrument.observation import Observation, start_generation, start_observation
+from otel_llm.instrument.observe import observe
+from otel_llm.processing.processor import LLMSpanProcessor
+
+__all__ = [
+    "Client",
+    "ConfigError",
+    "Console",
+    "Destination",
+    "InMemory",
+    "LLMSpanProcessor",
+    "Observation",
+    "Pipeline",
+    "__version__",
+    "configure",
+    "create_trace_id",
+    "flush",
+    "get_current_observation_id",
+    "get_current_trace_id",
+    "mark_entry",
+    "observe",
+    "propagate_attributes",
+    "score",
+    "shutdown",
+    "start_generation",
+    "start_observation",
+    "update_current_observation",
+    "update_current_trace",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and not isinstance(_obj, str):
+        try:
+            _obj.__module__ = "otel_llm"
+        except (AttributeError, TypeError):
+            pass

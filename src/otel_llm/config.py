@@ -1,0 +1,352 @@
+"""configure(): settings from arguments > environment > defaults, and the Pipeline it returns.
+
+Calling ``configure()`` again replaces the pipeline: the old processor is flushed
+and shut down, and the new one takes its place in the same provider slot, so a
+span is never processed (or exported) twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+
+from otel_llm import runtime, semconv
+from otel_llm.diagnostics import guard, logger
+from otel_llm.errors import ConfigError
+from otel_llm.export.base import Destination
+from otel_llm.instrument.ids import SeededIdGenerator
+from otel_llm.processing.processor import LLMSpanProcessor
+from otel_llm.settings import resolve
+
+__all__ = ["Pipeline", "configure", "flush", "shutdown"]
+
+_EXIT_TIMEOUT = 2.0
+_configure_lock = threading.Lock()
+
+
+class _ProcessorSlot(SpanProcessor):
+    """The one processor we add to a provider; configure() swaps what it delegates to.
+
+    OpenTelemetry providers cannot remove a processor, so re-configuring must not
+    add a second one: every pipeline of the same provider reuses this slot.
+    """
+
+    def __init__(self) -> None:
+        self.target: LLMSpanProcessor | None = None
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        target = self.target
+        if target is not None:
+            target.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        target = self.target
+        if target is not None:
+            target.on_end(span)
+
+    def shutdown(self) -> None:
+        target, self.target = self.target, None
+        if target is not None:
+            target.shutdown(_EXIT_TIMEOUT)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        target = self.target
+        return target.flush(timeout_millis / 1000) if target is not None else True
+
+
+_slots: weakref.WeakKeyDictionary[TracerProvider, _ProcessorSlot] = weakref.WeakKeyDictionary()
+_made_provider: TracerProvider | None = None  # the provider configure() created, reused later
+
+
+class Pipeline:
+    """A configured processing and export pipeline (returned by :func:`configure`)."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        processor: LLMSpanProcessor,
+        settings: Mapping[str, tuple[Any, str]],
+        slot: _ProcessorSlot,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.processor = processor
+        self.settings = dict(settings)
+        self.arguments: dict[str, Any] = {}
+        """The keyword arguments configure() was called with (to re-configure from)."""
+        self._slot = slot
+        self._closed = False
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        return self.processor.destinations
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver everything recorded so far; False if ``timeout`` (seconds) ran out."""
+        with guard("pipeline.flush"):
+            return self.processor.flush(timeout)
+        return False
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush, then stop the worker and destinations. Idempotent; returns within timeout."""
+        with guard("pipeline.shutdown"):
+            if self._closed:
+                return True
+            self._closed = True
+            if self._slot.target is self.processor:
+                self._slot.target = None
+            if runtime.current().pipeline is self:
+                runtime.install(runtime.Runtime())
+            return self.processor.shutdown(timeout)
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: spans received/dropped (with reasons) and per-destination results."""
+        return self.processor.stats()
+
+    def __repr__(self) -> str:
+        names = ", ".join(d.name for d in self.destinations)
+        return f"Pipeline(destinations=[{names}])"
+
+
+def configure(
+    service_name: str | None = None,
+    destinations: Sequence[Destination] | None = None,
+    environment: str | None = None,
+    release: str | None = None,
+    version: str | None = None,
+    mask: Callable[..., Any] | None = None,
+    masking: bool | Mapping[str, Any] | None = None,
+    capture_content: bool | None = None,
+    sample_rate: float | None = 1.0,
+    pricing: Mapping[str, Any] | str | Path | None = None,
+    tracer_provider: TracerProvider | None = None,
+    resource_attributes: Mapping[str, Any] | None = None,
+    spool_dir: str | Path | bool | None = None,
+    spool_max_bytes: int | None = 256 * 2**20,
+    *,
+    max_content_chars: int | None = None,
+    max_queue_size: int | None = None,
+) -> Pipeline:
+    """Set up (or replace) the process-wide otel-llm pipeline.
+
+    Each setting is taken from its argument, else its environment variable(s),
+    else its default:
+
+    - ``service_name``: ``OTEL_SERVICE_NAME``; default ``unknown_service``.
+    - ``destinations``: default from the environment (see README), else none.
+    - ``environment``: ``LANGFUSE_TRACING_ENVIRONMENT``, ``LANGFUSE_ENVIRONMENT``;
+      default ``"default"``. Lowercase letters, digits, ``-``, ``_``; at most 40
+      characters; must not start with ``langfuse``.
+    - ``release``: ``LANGFUSE_RELEASE``. ``version``: ``OTEL_LLM_VERSION``.
+    - ``sample_rate``: ``LANGFUSE_SAMPLE_RATE``; default 1.0; in [0, 1], per trace.
+    - ``capture_content``: ``OTEL_LLM_CAPTURE_CONTENT``,
+      ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``; default True.
+    - ``mask``: ``mask(data) -> data`` applied to every input, output and metadata.
+    - ``masking``: built-in scrubbers (False turns them off).
+    - ``pricing``: extra/override prices, a dict or a JSON/TOML file path.
+    - ``tracer_provider``: use this SDK provider; default the global SDK provider if
+      one is registered, else a new one (registered globally only if none is set).
+    - ``resource_attributes``: merged into the resource of every exported span.
+    - ``spool_dir`` (``OTEL_LLM_SPOOL_DIR``), ``spool_max_bytes``
+      (``OTEL_LLM_SPOOL_MAX_BYTES``): the disk spool; ``spool_dir=False`` disables.
+    - ``max_content_chars`` (``OTEL_LLM_MAX_CONTENT_CHARS``, default 1,000,000):
+      longer serialized values are truncated with a visible marker.
+    - ``max_queue_size`` (``OTEL_LLM_MAX_QUEUE_SIZE``, default 16384).
+
+    Raises:
+        ConfigError: a setting is invalid; the message names it and the rule.
+    """
+    arguments = {
+        key: val for key, val in locals().items() if val is not None and key != "destinations"
+    }
+    kwargs = {
+        "service_name": service_name,
+        "environment": environment,
+        "release": release,
+        "version": version,
+        "sample_rate": sample_rate if sample_rate != 1.0 else None,
+        "capture_content": capture_content,
+        "max_content_chars": max_content_chars,
+        "max_queue_size": max_queue_size,
+        "spool_dir": spool_dir,
+        "spool_max_bytes": spool_max_bytes if spool_max_bytes != 256 * 2**20 else None,
+    }
+    settings = {name: resolve(name, value) for name, value in kwargs.items()}
+    _check_callable("mask", mask)
+    _check_masking(masking)
+    _check_pricing(pricing)
+    resource_overrides = _check_resource_attributes(resource_attributes)
+    chosen = _check_destinations(destinations)
+    if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
+        raise ConfigError(
+            "tracer_provider",
+            "must be an opentelemetry.sdk.trace.TracerProvider (processors can't be "
+            f"added to {type(tracer_provider).__name__})",
+        )
+
+    def value(name: str) -> Any:
+        return settings[name][0]
+
+    defaults: dict[str, Any] = {semconv.ENVIRONMENT: value("environment")}
+    if value("release") is not None:
+        defaults[semconv.RELEASE] = value("release")
+    if value("version") is not None:
+        defaults[semconv.VERSION] = value("version")
+    if service_name is not None:
+        resource_overrides = {"service.name": service_name, **resource_overrides}
+
+    with _configure_lock:
+        provider = _choose_provider(tracer_provider, value("service_name"))
+        processor = LLMSpanProcessor(
+            chosen,
+            sample_rate=value("sample_rate"),
+            default_attributes=defaults,
+            resource_attributes=resource_overrides,
+            max_queue_size=value("max_queue_size"),
+        )
+        slot = _slots.get(provider)
+        if slot is None:
+            slot = _ProcessorSlot()
+            _slots[provider] = slot
+            provider.add_span_processor(slot)
+            if not isinstance(provider.id_generator, SeededIdGenerator):
+                provider.id_generator = SeededIdGenerator(provider.id_generator)
+        previous = runtime.current().pipeline
+        old_target, slot.target = slot.target, processor
+        pipeline = Pipeline(provider, processor, settings, slot)
+        pipeline.arguments = arguments
+        runtime.install(
+            runtime.Runtime(pipeline, value("capture_content"), value("max_content_chars"))
+        )
+    retired = {id(p): p for p in (previous and previous.processor, old_target) if p}
+    for old_processor in retired.values():
+        if old_processor is not processor:
+            # Destinations carried into the new pipeline stay open.
+            old_processor.shutdown(_EXIT_TIMEOUT, keep=chosen)
+    if previous is not None and previous is not pipeline:
+        previous._closed = True
+    if not chosen:
+        logger.info(
+            "otel-llm: no destination configured; spans are processed but not exported "
+            "(pass destinations= or set LANGFUSE_* / OTEL_EXPORTER_OTLP_* variables)"
+        )
+    return pipeline
+
+
+def _choose_provider(given: TracerProvider | None, service_name: str | None) -> TracerProvider:
+    """The given provider, else the registered SDK one, else one we make (and keep)."""
+    global _made_provider
+    if given is not None:
+        return given
+    registered = trace_api.get_tracer_provider()
+    if isinstance(registered, TracerProvider):
+        return registered
+    if _made_provider is not None:
+        return _made_provider
+    attributes = {"service.name": service_name} if service_name else {}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    _made_provider = provider
+    if isinstance(registered, trace_api.ProxyTracerProvider):
+        trace_api.set_tracer_provider(provider)
+    return provider
+
+
+def _check_callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(name, f"must be a function, got {type(value).__name__}")
+
+
+def _check_masking(value: object) -> None:
+    if value is not None and not isinstance(value, (bool, Mapping)):
+        raise ConfigError("masking", "must be True, False or a mapping of scrubber options")
+
+
+def _check_pricing(value: object) -> None:
+    if value is None or isinstance(value, Mapping):
+        return
+    if isinstance(value, (str, Path)):
+        if not Path(value).is_file():
+            raise ConfigError("pricing", f"file {str(value)!r} does not exist")
+        return
+    raise ConfigError("pricing", "must be a mapping or a path to a JSON/TOML file")
+
+
+_ATTRIBUTE_TYPES = (str, bool, int, float)
+
+
+def _check_resource_attributes(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("resource_attributes", "must be a mapping of names to values")
+    for key, item in value.items():
+        ok = isinstance(item, _ATTRIBUTE_TYPES) or (
+            isinstance(item, (list, tuple)) and all(isinstance(v, _ATTRIBUTE_TYPES) for v in item)
+        )
+        if not isinstance(key, str) or not key or not ok:
+            raise ConfigError(
+                "resource_attributes",
+                f"{key!r} must be a non-empty string mapped to a str, bool, int, float or a "
+                "list of them",
+            )
+    return dict(value)
+
+
+def _check_destinations(value: Iterable[Destination] | None) -> list[Destination]:
+    if value is None:
+        from otel_llm.export.from_env import destinations_from_env
+
+        return destinations_from_env()
+    if isinstance(value, Destination):
+        value = [value]
+    chosen: list[Destination] = []
+    names: set[str] = set()
+    for item in value:
+        if not isinstance(item, Destination):
+            raise ConfigError(
+                "destinations",
+                f"{item!r} is not a destination (use otel_llm.Langfuse, OTLP, Console, ...)",
+            )
+        if item.name in names:
+            raise ConfigError(
+                "destinations",
+                f"two destinations are named {item.name!r}; pass name= to tell them apart",
+            )
+        names.add(item.name)
+        chosen.append(item)
+    return chosen
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Flush the current pipeline (True when there is none)."""
+    pipeline = runtime.current().pipeline
+    return pipeline.flush(timeout) if pipeline is not None else True
+
+
+def shutdown(timeout: float = 5.0) -> bool:
+    """Shut the current pipeline down (True when there is none)."""
+    pipeline = runtime.current().pipeline
+    return pipeline.shutdown(timeout) if pipeline is not None else True
+
+
+def _at_exit() -> None:
+    deadline = time.monotonic() + _EXIT_TIMEOUT
+    with guard("pipeline.atexit"):
+        pipeline = runtime.current().pipeline
+        if pipeline is not None:
+            pipeline.shutdown(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_at_exit)
+logging.getLogger("otel_llm").addHandler(logging.NullHandler())

@@ -1,0 +1,75 @@
+"""Internal failures: caught, counted, logged once, never raised into the app.
+
+Every entry point that runs on the application's thread and every worker loop
+goes through :func:`guard`. A failure there means a bug on our side or a hostile
+value; either way the app must keep running, and the user must be able to see
+that something was lost (``stats()``) without a log line per span.
+
+Set ``OTEL_LLM_STRICT=1`` (our own test suite does) to re-raise instead, so our
+bugs fail our tests. It is read per call, never implied by running under pytest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["count", "counts", "guard", "log_once", "logger", "reset_for_tests"]
+
+logger = logging.getLogger("otel_llm")
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()  # guarded by _lock
+_logged: set[tuple[str, str]] = set()  # guarded by _lock
+
+
+def _strict() -> bool:
+    return os.environ.get("OTEL_LLM_STRICT", "") in ("1", "true", "yes")
+
+
+def count(reason: str, n: int = 1) -> None:
+    """Add ``n`` to the process-wide counter ``reason`` (rare paths only: it locks)."""
+    with _lock:
+        _counts[reason] += n
+
+
+def counts() -> dict[str, int]:
+    with _lock:
+        return dict(_counts)
+
+
+def log_once(component: str, kind: str, message: str, *, level: int = logging.WARNING) -> None:
+    """Log ``message`` the first time (component, kind) is seen in this process.
+
+    The message must never contain user content or secrets: callers pass a
+    description of what happened, not the value it happened to.
+    """
+    key = (component, kind)
+    with _lock:
+        if key in _logged:
+            return
+        _logged.add(key)
+    logger.log(level, "otel-llm %s: %s (logged once; see stats())", component, message)
+
+
+@contextmanager
+def guard(component: str) -> Iterator[None]:
+    """Swallow, count and log-once any exception raised inside the block."""
+    try:
+        yield
+    except Exception as exc:
+        kind = type(exc).__name__
+        count(f"internal_error.{component}")
+        log_once(component, kind, f"internal error {kind}; your application keeps running")
+        if _strict():
+            raise
+
+
+def reset_for_tests() -> None:
+    with _lock:
+        _counts.clear()
+        _logged.clear()

@@ -1,0 +1,103 @@
+"""Which span of a trace is its entry (``gen_ai.is_entry``), decided as spans start and end.
+
+The entry is the outermost LLM-related span of a trace within this process: the
+first span, walking down from the root, that is an observation of ours or carries
+GenAI attributes. An upstream HTTP server span is therefore never the entry, and
+nothing below the entry inherits the marker. ``entry=True`` / ``mark_entry()``
+override the automatic choice.
+
+All state is keyed by open spans and dropped when a trace's last open span ends,
+so memory is bounded by what is in flight. Updates are single dict/set operations
+(atomic under the GIL): the app thread takes no lock here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, Span
+
+from otel_llm import semconv
+
+__all__ = ["EntryTracker", "is_llm_related"]
+
+_LLM_PREFIXES = ("gen_ai.", "langfuse.", "traceloop.", "llm.", "openinference.")
+
+
+def is_llm_related(attributes: Mapping[str, Any] | None) -> bool:
+    """True for our observations and spans carrying any GenAI dialect's attributes."""
+    if not attributes:
+        return False
+    if semconv.OBSERVATION_TYPE in attributes:
+        return True
+    return any(key.startswith(_LLM_PREFIXES) for key in attributes)
+
+
+class _TraceFacts:
+    __slots__ = ("attributes", "auto_entry", "explicit_entry", "open")
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+        self.auto_entry: int | None = None
+        self.explicit_entry: int | None = None
+        self.attributes: dict[str, Any] = {}
+
+
+class EntryTracker:
+    """Per-trace facts for spans in flight: entry choice and late trace attributes."""
+
+    def __init__(self) -> None:
+        self._traces: dict[int, _TraceFacts] = {}
+        self._under_llm: dict[int, bool] = {}  # open span id -> it or an ancestor is LLM
+
+    def on_start(self, span: Span) -> Mapping[str, Any]:
+        """Record the span; return trace attributes it should get (from update_trace)."""
+        ctx = span.context
+        facts = self._traces.get(ctx.trace_id)
+        if facts is None:
+            facts = self._traces.setdefault(ctx.trace_id, _TraceFacts())
+        facts.open.add(ctx.span_id)
+        parent = span.parent
+        ancestor = self._under_llm.get(parent.span_id, False) if parent is not None else False
+        attributes = span.attributes
+        is_llm = is_llm_related(attributes)
+        if attributes and attributes.get(semconv.GEN_AI_IS_ENTRY) is True:
+            facts.explicit_entry = ctx.span_id
+        elif is_llm and not ancestor and facts.auto_entry is None:
+            facts.auto_entry = ctx.span_id
+        self._under_llm[ctx.span_id] = ancestor or is_llm
+        return facts.attributes
+
+    def on_end(self, span: ReadableSpan) -> bool:
+        """Forget the span; return True when it gets the automatic entry marker."""
+        ctx = span.context
+        if ctx is None:
+            return False
+        under_llm = self._under_llm.pop(ctx.span_id, None)
+        facts = self._traces.get(ctx.trace_id)
+        if facts is None:
+            return False
+        facts.open.discard(ctx.span_id)
+        entry = False
+        if facts.explicit_entry is None:
+            if facts.auto_entry == ctx.span_id:
+                entry = True
+            elif facts.auto_entry is None and under_llm is False:
+                # It became LLM-related only after it started (attributes set later).
+                if is_llm_related(span.attributes):
+                    facts.auto_entry = ctx.span_id
+                    entry = True
+        if not facts.open:
+            self._traces.pop(ctx.trace_id, None)
+        return entry
+
+    def note_explicit(self, trace_id: int, span_id: int) -> None:
+        facts = self._traces.get(trace_id)
+        if facts is not None:
+            facts.explicit_entry = span_id
+
+    def update_trace(self, trace_id: int, attributes: Mapping[str, Any]) -> None:
+        facts = self._traces.get(trace_id)
+        if facts is not None:
+            facts.attributes = {**facts.attributes, **attributes}

@@ -1,0 +1,315 @@
+"""LLMSpanProcessor: the one SpanProcessor that turns finished spans into delivered records.
+
+The app thread does as little as possible: ``on_start`` stamps propagated trace
+attributes and notes entry facts; ``on_end`` appends ``(span, entry)`` to a
+bounded deque and returns. A worker thread converts spans to ``SpanRecord``s,
+samples, runs the stages in order and hands each batch to every destination.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otel_llm import semconv
+from otel_llm.context import current_trace_attributes
+from otel_llm.diagnostics import counts, guard, log_once
+from otel_llm.export.base import Destination
+from otel_llm.processing.entry import EntryTracker
+from otel_llm.processing.record import SpanRecord, record_from_span
+from otel_llm.processing.sampling import keep_trace, ratio_bound
+from otel_llm.processing.stage import Stage, StageContext
+from otel_llm.scores import Score
+from otel_llm.serialize import replacement_counts
+
+__all__ = ["LLMSpanProcessor"]
+
+_DEFAULT_QUEUE_SIZE = 16384
+_DEFAULT_BATCH_SIZE = 512
+_DEFAULT_DELAY = 0.5
+
+_QueueItem = tuple[ReadableSpan, bool] | Score
+
+
+class LLMSpanProcessor(SpanProcessor):
+    """Derive LLM facts from finished spans and deliver them to destinations.
+
+    Args:
+        destinations: where processed spans go; each filters, shapes and sends.
+        sample_rate: fraction of traces kept, decided from the trace id.
+        default_attributes: set on every record that lacks them (environment,
+            release, version of the pipeline).
+        resource_attributes: merged over the span's resource on every record.
+        stages: processing steps run in order on each record (worker thread).
+        max_queue_size: spans buffered between the app and the worker; beyond it
+            spans are dropped and counted (never blocking the app).
+    """
+
+    def __init__(
+        self,
+        destinations: Iterable[Destination] = (),
+        *,
+        sample_rate: float = 1.0,
+        default_attributes: Mapping[str, Any] | None = None,
+        resource_attributes: Mapping[str, Any] | None = None,
+        stages: Sequence[Stage] = (),
+        stage_context: StageContext | None = None,
+        max_queue_size: int = _DEFAULT_QUEUE_SIZE,
+        max_batch_size: int = _DEFAULT_BATCH_SIZE,
+        schedule_delay: float = _DEFAULT_DELAY,
+    ) -> None:
+        self._destinations: tuple[Destination, ...] = tuple(destinations)
+        self._sample_bound = ratio_bound(sample_rate)
+        self._defaults = dict(default_attributes or {})
+        self._resource_overrides = dict(resource_attributes or {})
+        self._resources: dict[int, tuple[Resource, Resource]] = {}  # worker thread only
+        self._stages = tuple(stages)
+        self._stage_context = stage_context or StageContext()
+        self._max_queue = max_queue_size
+        self._batch_size = max_batch_size
+        self._delay = schedule_delay
+        self._entries = EntryTracker()
+        # counters written by the worker thread only
+        self._processed = 0
+        self._sampled_out = 0
+        self._drop_lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()  # guarded by _drop_lock
+        self._start_worker()
+        self._shutdown = False
+        os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+
+    # -- worker lifecycle -----------------------------------------------------------
+    def _start_worker(self) -> None:
+        self._queue: deque[_QueueItem] = deque()
+        self._wake = threading.Event()
+        self._flush_requests: deque[threading.Event] = deque()
+        self._worker = threading.Thread(target=self._run, name="otel-llm-processor", daemon=True)
+        self._worker.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue belongs to the parent: sending it again would duplicate.
+        lost = sum(1 for item in self._queue if not isinstance(item, Score))
+        if lost:
+            self._drop_lock = threading.Lock()
+            self._drop("fork_inherited_queue", lost)
+        self._entries = EntryTracker()
+        self._start_worker()
+
+    # -- app thread -----------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        with guard("processor.on_start"):
+            propagated = current_trace_attributes(parent_context)
+            if propagated:
+                span.set_attributes(propagated)
+            extra = self._entries.on_start(span)
+            if extra:
+                span.set_attributes(extra)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with guard("processor.on_end"):
+            if self._shutdown:
+                self._drop("after_shutdown")
+                return
+            entry = self._entries.on_end(span)
+            self._enqueue((span, entry))
+
+    def _enqueue(self, item: _QueueItem) -> None:
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            self._drop("queue_full" if isinstance(item, tuple) else "score_queue_full")
+            log_once(
+                "processor",
+                "queue_full",
+                f"queue full ({self._max_queue} spans): dropping; raise max_queue_size",
+            )
+            return
+        queue.append(item)
+        if len(queue) >= self._batch_size:
+            self._wake.set()
+
+    def submit_score(self, score: Score) -> None:
+        """Queue a score behind the spans already queued (called from the app thread)."""
+        if self._shutdown:
+            self._drop("score_after_shutdown")
+            return
+        self._enqueue(score)
+
+    def update_trace(self, trace_id: int, attributes: Mapping[str, Any]) -> None:
+        """Remember trace-level attributes for spans started later in this trace."""
+        self._entries.update_trace(trace_id, attributes)
+
+    def note_explicit_entry(self, trace_id: int, span_id: int) -> None:
+        self._entries.note_explicit(trace_id, span_id)
+
+    # -- worker thread --------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            waiting = len(self._flush_requests)
+            with guard("processor.worker"):
+                self._drain()
+            for _ in range(waiting):
+                self._flush_requests.popleft().set()
+            if self._shutdown and not self._queue:
+                while self._flush_requests:
+                    self._flush_requests.popleft().set()
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            spans: list[tuple[ReadableSpan, bool]] = []
+            scores: list[Score] = []
+            while queue and len(spans) < self._batch_size:
+                item = queue.popleft()
+                if isinstance(item, Score):
+                    scores.append(item)
+                else:
+                    spans.append(item)
+            records = self._process(spans)
+            for destination in self._destinations:
+                with guard(f"destination.{destination.name}"):
+                    if records:
+                        destination.export(records)
+                    for score in scores:
+                        destination.export_score(score)
+
+    def _process(self, items: list[tuple[ReadableSpan, bool]]) -> list[SpanRecord]:
+        records: list[SpanRecord] = []
+        bound = self._sample_bound
+        for span, entry in items:
+            self._processed += 1
+            context = span.context
+            if context is None or not keep_trace(context.trace_id, bound):
+                self._sampled_out += 1
+                continue
+            record = record_from_span(span, self._resource_for(span.resource))
+            attributes = record.attributes
+            for key, value in self._defaults.items():
+                attributes.setdefault(key, value)
+            if entry:
+                attributes[semconv.GEN_AI_IS_ENTRY] = True
+            if self._run_stages(record):
+                records.append(record)
+        return records
+
+    def _run_stages(self, record: SpanRecord) -> bool:
+        ctx = self._stage_context
+        for stage in self._stages:
+            try:
+                stage(record, ctx)
+            except Exception as exc:
+                # A half-processed record may still hold unmasked content: drop it.
+                name = getattr(stage, "__name__", "stage")
+                self._drop(f"stage_error.{name}")
+                log_once("processor", f"stage.{name}", f"{name} failed ({type(exc).__name__})")
+                if os.environ.get("OTEL_LLM_STRICT") == "1":
+                    raise
+                return False
+        return True
+
+    def _resource_for(self, resource: Resource) -> Resource:
+        if not self._resource_overrides:
+            return resource
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        merged = resource.merge(Resource(self._resource_overrides))
+        self._resources[id(resource)] = (resource, merged)
+        return merged
+
+    # -- lifecycle ------------------------------------------------------------------
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.flush(timeout_millis / 1000)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Process everything queued so far and flush every destination, within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        ok = self._wait_for_worker(deadline)
+        for destination in self._destinations:
+            with guard(f"destination.{destination.name}"):
+                ok = destination.force_flush(max(0.0, deadline - time.monotonic())) and ok
+        return ok and time.monotonic() <= deadline
+
+    def _wait_for_worker(self, deadline: float) -> bool:
+        if not self._worker.is_alive():
+            return not self._queue
+        done = threading.Event()
+        self._flush_requests.append(done)
+        self._wake.set()
+        return done.wait(max(0.0, deadline - time.monotonic()))
+
+    def shutdown(  # type: ignore[override]
+        self, timeout: float = 5.0, *, keep: Iterable[Destination] = ()
+    ) -> bool:
+        """Flush, stop the worker and shut down every destination not in ``keep``; idempotent."""
+        if self._shutdown:
+            return True
+        deadline = time.monotonic() + timeout
+        ok = self._wait_for_worker(deadline)
+        self._shutdown = True
+        self._wake.set()
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        kept = {id(d) for d in keep}
+        for destination in self._destinations:
+            with guard(f"destination.{destination.name}"):
+                remaining = max(0.0, deadline - time.monotonic())
+                if id(destination) in kept:
+                    ok = destination.force_flush(remaining) and ok
+                else:
+                    ok = destination.shutdown(remaining) and ok
+        return ok and not self._worker.is_alive()
+
+    # -- introspection --------------------------------------------------------------
+    def _drop(self, reason: str, n: int = 1) -> None:
+        with self._drop_lock:
+            self._dropped[reason] += n
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shutdown
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        return self._destinations
+
+    def stats(self) -> dict[str, Any]:
+        internal = counts()
+        with self._drop_lock:
+            reasons = dict(self._dropped)
+        span_drops = sum(v for k, v in reasons.items() if not k.startswith("score_"))
+        return {
+            "spans_received": self._processed + len(self._queue) + span_drops,
+            "spans_dropped": span_drops,
+            "spans_sampled_out": self._sampled_out,
+            "spans_queued": len(self._queue),
+            "dropped_reasons": reasons,
+            "values_replaced": replacement_counts(),
+            "internal_errors": {
+                key.removeprefix("internal_error."): value
+                for key, value in internal.items()
+                if key.startswith("internal_error.")
+            },
+            "destinations": {d.name: d.stats() for d in self._destinations},
+        }
+
+
+def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
+    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call

@@ -1,0 +1,126 @@
+"""SpanRecord: the one mutable type every processing stage reads and writes.
+
+Since OpenTelemetry SDK 1.37 a span's attributes are frozen when ``end()`` runs,
+before any processor sees the span. Rather than reach into private SDK fields,
+each finished span becomes a ``SpanRecord`` on the worker thread; stages derive
+on the record, the encoder reads it directly, and a plain ``SpanExporter`` gets a
+``ReadableSpan`` rebuilt from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.status import Status, StatusCode
+
+__all__ = ["SpanRecord", "record_from_span", "record_to_readable"]
+
+_EMPTY_RESOURCE = Resource.get_empty()
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """A finished span as plain, mutable data. Stages change ``attributes`` in place."""
+
+    trace_id: int
+    span_id: int
+    name: str
+    start_time: int
+    end_time: int
+    attributes: dict[str, Any]
+    parent_span_id: int | None = None
+    parent_is_remote: bool = False
+    kind: SpanKind = SpanKind.INTERNAL
+    trace_flags: int = TraceFlags.SAMPLED
+    trace_state: TraceState | None = None
+    status_code: StatusCode = StatusCode.UNSET
+    status_description: str | None = None
+    events: Sequence[Event] = ()
+    links: Sequence[Link] = ()
+    resource: Resource = _EMPTY_RESOURCE
+    scope: InstrumentationScope | None = None
+    dropped_attributes: int = 0
+    dropped_events: int = 0
+    dropped_links: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Derived facts that are not attributes (e.g. media payloads for a sink)."""
+
+    @property
+    def trace_id_hex(self) -> str:
+        return f"{self.trace_id:032x}"
+
+    @property
+    def span_id_hex(self) -> str:
+        return f"{self.span_id:016x}"
+
+
+def record_from_span(span: ReadableSpan, resource: Resource | None = None) -> SpanRecord:
+    """Copy what a finished SDK span holds into a new record (worker thread only)."""
+    ctx = span.context
+    parent = span.parent
+    status = span.status
+    attributes: Mapping[str, Any] = span.attributes or {}
+    return SpanRecord(
+        trace_id=ctx.trace_id if ctx else 0,
+        span_id=ctx.span_id if ctx else 0,
+        name=span.name,
+        start_time=span.start_time or 0,
+        end_time=span.end_time or span.start_time or 0,
+        attributes=dict(attributes),
+        parent_span_id=parent.span_id if parent else None,
+        parent_is_remote=bool(parent.is_remote) if parent else False,
+        kind=span.kind,
+        trace_flags=int(ctx.trace_flags) if ctx else int(TraceFlags.SAMPLED),
+        trace_state=ctx.trace_state if ctx else None,
+        status_code=status.status_code,
+        status_description=status.description,
+        events=tuple(span.events),
+        links=tuple(span.links),
+        resource=resource if resource is not None else span.resource,
+        scope=span.instrumentation_scope,
+        dropped_attributes=span.dropped_attributes,
+        dropped_events=span.dropped_events,
+        dropped_links=span.dropped_links,
+    )
+
+
+def record_to_readable(
+    record: SpanRecord,
+    attributes: Mapping[str, Any] | None = None,
+    resource: Resource | None = None,
+) -> ReadableSpan:
+    """Rebuild an SDK ``ReadableSpan`` for destinations that speak ``SpanExporter``."""
+    flags = TraceFlags(record.trace_flags)
+    context = SpanContext(
+        record.trace_id, record.span_id, is_remote=False, trace_flags=flags,
+        trace_state=record.trace_state,
+    )
+    parent = None
+    if record.parent_span_id is not None:
+        parent = SpanContext(
+            record.trace_id, record.parent_span_id, is_remote=record.parent_is_remote,
+            trace_flags=flags,
+        )
+    return ReadableSpan(
+        name=record.name,
+        context=context,
+        parent=parent,
+        resource=resource if resource is not None else record.resource,
+        attributes=dict(attributes if attributes is not None else record.attributes),
+        events=record.events,
+        links=record.links,
+        kind=record.kind,
+        status=Status(
+            record.status_code,
+            record.status_description if record.status_code is StatusCode.ERROR else None,
+        ),
+        start_time=record.start_time,
+        end_time=record.end_time,
+        instrumentation_scope=record.scope,
+    )
