@@ -52,10 +52,8 @@ __all__ = [
     "update_current_trace",
 ]
 
+# Public names report the package as their home, like httpx does (nicer reprs and docs).
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and not isinstance(_obj, str):
-        try:
-            _obj.__module__ = "otel_llm"
-        except (AttributeError, TypeError):
-            pass
+    if not isinstance(_obj, str):
+        _obj.__module__ = "otel_llm"

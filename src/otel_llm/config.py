@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otel_llm import runtime, semconv
 from otel_llm.diagnostics import guard, logger
@@ -220,8 +221,9 @@ def configure(
             slot = _ProcessorSlot()
             _slots[provider] = slot
             provider.add_span_processor(slot)
-            if not isinstance(provider.id_generator, SeededIdGenerator):
-                provider.id_generator = SeededIdGenerator(provider.id_generator)
+            generator: IdGenerator = provider.id_generator
+            if not isinstance(generator, SeededIdGenerator):
+                provider.id_generator = SeededIdGenerator(generator)  # type: ignore[assignment]
         previous = runtime.current().pipeline
         old_target, slot.target = slot.target, processor
         pipeline = Pipeline(provider, processor, settings, slot)

@@ -183,7 +183,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     propagated trace attributes, exactly as if the call had stayed on one thread.
     """
 
-    def submit(  # type: ignore[override]
+    def submit(
         self, fn: Callable[..., R], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[R]:
         ctx = contextvars.copy_context()

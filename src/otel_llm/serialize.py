@@ -27,7 +27,7 @@ import sys
 import threading
 import types
 from collections import deque
-from collections.abc import KeysView, Mapping, ValuesView
+from collections.abc import Iterable, KeysView, Mapping, ValuesView
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -80,7 +80,7 @@ def to_json(value: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
             raw = orjson.dumps(value, default=_default, option=_OPTIONS)
         except Exception:
             return _slow(value, max_chars)
-        if b"null" in raw and _may_hide_non_finite(value):
+        if b"null" in raw and _may_hide_non_finite(value, b'"null":' in raw):
             return _slow(value, max_chars)
         if len(raw) <= max_chars:  # bytes >= chars, so the text fits too
             return raw.decode()
@@ -215,21 +215,28 @@ def _public_attrs(v: object) -> dict[str, object] | None:
     return out if found else None
 
 
-def _may_hide_non_finite(value: object) -> bool:
+def _may_hide_non_finite(value: object, keys: bool) -> bool:
     """Could orjson have written a NaN/inf as null? Exact for plain containers, else True."""
     stack = [value]
     while stack:
         v = stack.pop()
-        if type(v) is float:
+        if type(v) is dict:
+            if keys:  # a NaN key is written "null" too
+                stack.extend(v)
+            children: Iterable[object] = v.values()
+        elif type(v) is list or type(v) is tuple:
+            children = v
+        elif type(v) is float:
             if not math.isfinite(v):
                 return True
-        elif type(v) is dict:
-            stack.extend(v.values())
-            stack.extend(v)  # NaN keys become "null" too
-        elif type(v) is list or type(v) is tuple:
-            stack.extend(v)
-        elif type(v) not in _PLAIN:
+            continue
+        elif type(v) in _PLAIN:
+            continue
+        else:
             return True
+        for child in children:
+            if type(child) is not str and child is not None:  # skip the commonest leaves early
+                stack.append(child)
     return False
 
 

@@ -89,8 +89,10 @@ def _positive_int(value: Any, name: str, source: str) -> int:
 
 
 def _spool_dir(value: Any, name: str, source: str) -> Path | bool | None:
-    if value is None or value is False:
-        return value  # type: ignore[no-any-return]
+    if value is None:
+        return None
+    if value is False:
+        return False
     if isinstance(value, str) and value.strip().lower() in _FALSE:
         return False
     if isinstance(value, (str, os.PathLike)) and str(value):

@@ -62,9 +62,7 @@ def _patterns(setting: str, values: Iterable[str]) -> tuple[tuple[str, bool], ..
     out: list[tuple[str, bool]] = []
     for value in values:
         if not isinstance(value, str) or not value or "*" in value[:-1]:
-            raise ConfigError(
-                setting, f"{value!r} is not a scope name or a 'prefix*' pattern"
-            )
+            raise ConfigError(setting, f"{value!r} is not a scope name or a 'prefix*' pattern")
         out.append((value[:-1], True) if value.endswith("*") else (value, False))
     return tuple(out)
 

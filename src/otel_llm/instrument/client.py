@@ -182,7 +182,7 @@ class TraceClient(_Stateful):
         metadata: Mapping[str, Any] | None = None,
         release: str | None = None,
         version: str | None = None,
-        input: Any = UNSET,  # noqa: A002
+        input: Any = UNSET,
         output: Any = UNSET,
         level: str | None = None,
         status_message: str | None = None,
@@ -209,8 +209,12 @@ class TraceClient(_Stateful):
             if attrs and not root.ended:
                 root.span.set_attributes(attrs)
             root.update(
-                name=name, input=input, output=output, level=level,
-                status_message=status_message, **unknown,
+                name=name,
+                input=input,
+                output=output,
+                level=level,
+                status_message=status_message,
+                **unknown,
             )
             processor = runtime.current().processor
             if processor is not None and attrs:
@@ -276,11 +280,11 @@ class Client:
         name: str | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
-        input: Any = UNSET,  # noqa: A002
+        input: Any = UNSET,
         output: Any = UNSET,
         metadata: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
-        id: str | None = None,  # noqa: A002 - Langfuse's argument name
+        id: str | None = None,
         release: str | None = None,
         version: str | None = None,
         **unknown: Any,

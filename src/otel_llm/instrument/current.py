@@ -54,7 +54,7 @@ def update_current_trace(
     metadata: Mapping[str, Any] | None = None,
     release: str | None = None,
     version: str | None = None,
-    input: Any = UNSET,  # noqa: A002
+    input: Any = UNSET,
     output: Any = UNSET,
 ) -> None:
     """Set trace-level fields on the current span and on spans started later in the trace."""
@@ -127,6 +127,11 @@ def score(
         processor.submit_score(made)
 
 
+def _reject(why: str) -> None:
+    count("invalid_value.score")
+    log_once("score", why, f"score dropped: {why}")
+
+
 def _make_score(
     name: object,
     value: object,
@@ -135,32 +140,32 @@ def _make_score(
     data_type: object,
     comment: object,
 ) -> Score | None:
-    def reject(why: str) -> None:
-        count("invalid_value.score")
-        log_once("score", why, f"score dropped: {why}")
-
     if trace_id is None:
         trace_id = get_current_trace_id()
         if observation_id is None:
             observation_id = get_current_observation_id()
     if not isinstance(name, str) or not name:
-        return reject("name must be a non-empty string")
+        _reject("name must be a non-empty string")
+        return None
     if trace_id is None:
-        return reject("no trace_id given and no current trace")
+        _reject("no trace_id given and no current trace")
+        return None
     inferred = infer_data_type(value)
     if inferred is None:
-        return reject("value must be a finite number, a bool or a string")
-    if data_type is None:
-        kind = inferred
-    else:
+        _reject("value must be a finite number, a bool or a string")
+        return None
+    kind: str = inferred
+    if data_type is not None:
         kind = str(data_type).upper()
         if kind not in DATA_TYPES:
-            return reject(f"data_type must be one of {', '.join(DATA_TYPES)}")
+            _reject(f"data_type must be one of {', '.join(DATA_TYPES)}")
+            return None
         compatible = kind == inferred or (kind == "BOOLEAN" and value in (0, 1))
         if kind == "NUMERIC" and inferred == "BOOLEAN":
             compatible = True
         if not compatible:
-            return reject(f"value does not fit data_type {kind}")
+            _reject(f"value does not fit data_type {kind}")
+            return None
     if kind == "BOOLEAN":
         value = 1.0 if value else 0.0
     elif kind == "NUMERIC":

@@ -92,7 +92,7 @@ class Observation:
         self,
         *,
         name: str | None = None,
-        input: Any = UNSET,  # noqa: A002 - the field is called input everywhere
+        input: Any = UNSET,
         output: Any = UNSET,
         metadata: Any = None,
         model: str | None = None,
@@ -142,7 +142,7 @@ class Observation:
     def _attributes(
         self,
         *,
-        input: Any = UNSET,  # noqa: A002
+        input: Any = UNSET,
         output: Any = UNSET,
         metadata: Any = None,
         model: Any = None,
@@ -280,7 +280,7 @@ class Observation:
 def start_observation(
     name: str,
     as_type: str = "span",
-    input: Any = UNSET,  # noqa: A002
+    input: Any = UNSET,
     metadata: Any = None,
     model: str | None = None,
     model_parameters: Mapping[str, Any] | None = None,

@@ -58,7 +58,8 @@ def observe(
         return _decorate(name, None, as_type, capture_input, capture_output, entry)
 
     def decorator(func: F) -> F:
-        return _decorate(func, name, as_type, capture_input, capture_output, entry)
+        decorated: F = _decorate(func, name, as_type, capture_input, capture_output, entry)
+        return decorated
 
     return decorator
 
@@ -75,7 +76,7 @@ class _Options:
         capture_output: bool | None,
         entry: bool,
     ) -> None:
-        self.name = name or getattr(func, "__name__", "observation")
+        self.name: str = name or str(getattr(func, "__name__", "observation"))
         self.as_type = as_type
         self.capture_input = capture_input
         self.capture_output = capture_output
@@ -175,19 +176,29 @@ def _async_wrapper(func: Callable[..., Any], options: _Options) -> Callable[...,
 
 def _finish(observation: Observation, result: Any, capture_out: bool) -> Any:
     if inspect.isgenerator(result):
-        return _track(_traced_generator(result, observation, capture_out), observation)
+        started: list[bool] = []
+        wrapper = _traced_generator(result, observation, capture_out, started)
+        return _track(wrapper, observation, started)
     if inspect.isasyncgen(result):
-        return _track(_traced_async_generator(result, observation, capture_out), observation)
+        started = []
+        async_wrapper = _traced_async_generator(result, observation, capture_out, started)
+        return _track(async_wrapper, observation, started)
     if capture_out:
         observation.update(output=result)
     observation.end()
     return result
 
 
-def _track(wrapper: Any, observation: Observation) -> Any:
-    # A wrapper that is never iterated runs no finally block: end at collection instead.
-    weakref.finalize(wrapper, observation.end)
+def _track(wrapper: Any, observation: Observation, started: list[bool]) -> Any:
+    # A wrapper that is never iterated runs no finally block: end it at collection.
+    # (Weakref callbacks run before a started generator's own close, so only then.)
+    weakref.finalize(wrapper, _end_if_unstarted, observation, started)
     return wrapper
+
+
+def _end_if_unstarted(observation: Observation, started: list[bool]) -> None:
+    if not started:
+        observation.end()
 
 
 def _aggregate(chunks: list[Any]) -> Any:
@@ -197,8 +208,9 @@ def _aggregate(chunks: list[Any]) -> Any:
 
 
 def _traced_generator(
-    inner: Generator[Any, Any, Any], observation: Observation, capture: bool
+    inner: Generator[Any, Any, Any], observation: Observation, capture: bool, started: list[bool]
 ) -> Generator[Any, Any, Any]:
+    started.append(True)
     ctx = trace_api.set_span_in_context(observation.span)
     chunks: list[Any] = []
     sent: Any = None
@@ -234,8 +246,12 @@ def _traced_generator(
 
 
 async def _traced_async_generator(
-    inner: AsyncGenerator[Any, Any], observation: Observation, capture: bool
+    inner: AsyncGenerator[Any, Any],
+    observation: Observation,
+    capture: bool,
+    started: list[bool],
 ) -> AsyncGenerator[Any, Any]:
+    started.append(True)
     ctx = trace_api.set_span_in_context(observation.span)
     chunks: list[Any] = []
     sent: Any = None

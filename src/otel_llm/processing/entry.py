@@ -83,11 +83,12 @@ class EntryTracker:
         if facts.explicit_entry is None:
             if facts.auto_entry == ctx.span_id:
                 entry = True
-            elif facts.auto_entry is None and under_llm is False:
+            elif (
+                facts.auto_entry is None and under_llm is False and is_llm_related(span.attributes)
+            ):
                 # It became LLM-related only after it started (attributes set later).
-                if is_llm_related(span.attributes):
-                    facts.auto_entry = ctx.span_id
-                    entry = True
+                facts.auto_entry = ctx.span_id
+                entry = True
         if not facts.open:
             self._traces.pop(ctx.trace_id, None)
         return entry

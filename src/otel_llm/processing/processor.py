@@ -305,7 +305,7 @@ class LLMSpanProcessor(SpanProcessor):
 
 
 def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(method)
 
     def call() -> None:
         bound = ref()

@@ -98,13 +98,18 @@ def record_to_readable(
     """Rebuild an SDK ``ReadableSpan`` for destinations that speak ``SpanExporter``."""
     flags = TraceFlags(record.trace_flags)
     context = SpanContext(
-        record.trace_id, record.span_id, is_remote=False, trace_flags=flags,
+        record.trace_id,
+        record.span_id,
+        is_remote=False,
+        trace_flags=flags,
         trace_state=record.trace_state,
     )
     parent = None
     if record.parent_span_id is not None:
         parent = SpanContext(
-            record.trace_id, record.parent_span_id, is_remote=record.parent_is_remote,
+            record.trace_id,
+            record.parent_span_id,
+            is_remote=record.parent_is_remote,
             trace_flags=flags,
         )
     return ReadableSpan(

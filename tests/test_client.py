@@ -1,0 +1,169 @@
+"""The stateful Client: the Langfuse v2 tutorial style on OpenTelemetry spans."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+
+import otel_llm
+
+
+def _by_name(memory: otel_llm.InMemory) -> dict[str, object]:
+    return {s.name: s for s in memory.spans}
+
+
+def test_trace_span_generation_event_tree(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    client = otel_llm.Client()
+    trace = client.trace(
+        name="gpt_stream",
+        user_id="user-123",
+        session_id="sess-1",
+        input="question",
+        metadata={"k": "v"},
+        tags=["t"],
+    )
+    span = trace.span(name="gpt_stream_call", input={"q": 1})
+    gen = span.generation(name="llm", model="gpt-4o-mini", model_parameters={"temperature": 0})
+    gen.end(output="answer", usage={"input": 3, "output": 1})
+    span.end(output="answer")
+    trace.event(name="cache-hit", input={"key": "x"})
+    trace.update(output="answer")
+    trace.end()
+    client.flush()
+    spans = _by_name(memory)
+    assert set(spans) == {"gpt_stream", "gpt_stream_call", "llm", "cache-hit"}
+    root = spans["gpt_stream"]
+    assert root.parent is None  # type: ignore[attr-defined]
+    assert spans["gpt_stream_call"].parent.span_id == root.context.span_id  # type: ignore[attr-defined]
+    assert spans["llm"].parent.span_id == spans["gpt_stream_call"].context.span_id  # type: ignore[attr-defined]
+    assert spans["cache-hit"].parent.span_id == root.context.span_id  # type: ignore[attr-defined]
+    for s in spans.values():
+        a = s.attributes  # type: ignore[attr-defined]
+        assert a["user.id"] == "user-123"
+        assert a["session.id"] == "sess-1"
+        assert a["otel_llm.trace.name"] == "gpt_stream"
+        assert a["otel_llm.trace.tags"] == ("t",)
+    ra = root.attributes  # type: ignore[attr-defined]
+    assert ra["otel_llm.trace.input"] == "question"
+    assert ra["otel_llm.trace.output"] == "answer"
+    assert json.loads(ra["otel_llm.trace.metadata"]) == {"k": "v"}
+    assert spans["cache-hit"].attributes["otel_llm.observation.type"] == "event"  # type: ignore[attr-defined]
+    assert spans["llm"].attributes["gen_ai.request.model"] == "gpt-4o-mini"  # type: ignore[attr-defined]
+    assert ra["gen_ai.is_entry"] is True
+
+
+def test_unended_generation_is_ended_by_flush(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    client = otel_llm.Client()
+    trace = client.trace(name="simple-query", input="q")
+    generation = trace.generation(name="openai-generation", model="gpt-4o-mini", input="q")
+    generation.update(output="Paris", completion_start_time=1700000000)
+    assert client.flush() is True  # the seed never calls generation.end()
+    spans = _by_name(memory)
+    assert set(spans) == {"simple-query", "openai-generation"}
+    gen = spans["openai-generation"]
+    assert gen.attributes["otel_llm.observation.output"] == "Paris"  # type: ignore[attr-defined]
+    assert gen.attributes["otel_llm.observation.auto_ended"] is True  # type: ignore[attr-defined]
+    assert gen.end_time <= spans["simple-query"].end_time  # type: ignore[attr-defined]
+    del trace, generation
+
+
+def test_objects_end_when_garbage_collected(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    def handler() -> str:
+        trace = otel_llm.Client().trace(name="request")
+        span = trace.span(name="step")
+        span.update(output="x")
+        return trace.trace_id
+
+    trace_id = handler()
+    gc.collect()
+    pipeline.flush()
+    assert {s.name for s in memory.spans} == {"request", "step"}
+    assert {f"{s.context.trace_id:032x}" for s in memory.spans} == {trace_id}
+
+
+def test_trace_error_level(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:
+    trace = otel_llm.Client().trace(name="failing")
+    trace.update(level="ERROR", status_message="upstream 500")
+    trace.end()
+    pipeline.flush()
+    root = memory.spans[0]
+    assert root.attributes["otel_llm.observation.level"] == "ERROR"
+    assert root.status.description == "upstream 500"
+
+
+def test_custom_trace_id_and_parent_observation_id(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    wanted = otel_llm.create_trace_id(seed="conversation-9")
+    trace = otel_llm.Client().trace(name="t", id=wanted)
+    a = trace.span(name="a")
+    b = trace.span(name="b", parent_observation_id=a.id, level="WARNING", status_message="w")
+    b.end()
+    a.end()
+    trace.end()
+    pipeline.flush()
+    spans = _by_name(memory)
+    assert trace.trace_id == wanted
+    assert all(f"{s.context.trace_id:032x}" == wanted for s in spans.values())  # type: ignore[attr-defined]
+    assert spans["b"].parent.span_id == spans["a"].context.span_id  # type: ignore[attr-defined]
+    assert spans["b"].attributes["otel_llm.observation.level"] == "WARNING"  # type: ignore[attr-defined]
+
+
+def test_end_from_another_thread(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:
+    trace = otel_llm.Client().trace(name="t")
+    span = trace.span(name="worker-step")
+    t = threading.Thread(target=lambda: span.end(output="done"))
+    t.start()
+    t.join()
+    trace.end()
+    pipeline.flush()
+    assert _by_name(memory)["worker-step"].attributes["otel_llm.observation.output"] == "done"  # type: ignore[attr-defined]
+
+
+def test_trace_and_observation_scores(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    trace = otel_llm.Client().trace(name="t")
+    gen = trace.generation(name="g")
+    trace.score(name="helpful", value=1)
+    gen.score(name="tone", value="friendly", comment="nice")
+    gen.end()
+    trace.end()
+    pipeline.flush()
+    by_name = {s.name: s for s in memory.scores}
+    assert by_name["helpful"].trace_id == trace.trace_id
+    assert by_name["helpful"].observation_id is None
+    assert by_name["helpful"].data_type == "NUMERIC"
+    assert by_name["tone"].observation_id == gen.id
+    assert by_name["tone"].data_type == "CATEGORICAL"
+    assert by_name["tone"].comment == "nice"
+
+
+def test_flush_leaves_other_threads_objects_open(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    client = otel_llm.Client()
+    holder: list[object] = []
+    ready = threading.Event()
+
+    def other() -> None:
+        holder.append(client.trace(name="other-thread"))
+        ready.set()
+
+    threading.Thread(target=other).start()
+    ready.wait(5)
+    mine = client.trace(name="mine")
+    client.flush()
+    assert [s.name for s in memory.spans] == ["mine"]
+    del mine
+    holder.clear()
+    gc.collect()
+    pipeline.flush()
+    assert sorted(s.name for s in memory.spans) == ["mine", "other-thread"]

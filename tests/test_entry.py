@@ -1,0 +1,117 @@
+"""gen_ai.is_entry: true on the outermost LLM-related span of each trace, absent elsewhere."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+import otel_llm
+
+
+def _entries(memory: otel_llm.InMemory) -> list[str]:
+    return sorted(s.name for s in memory.spans if s.attributes.get("gen_ai.is_entry") is True)
+
+
+def _assert_marker_only_true_or_absent(spans: list[ReadableSpan]) -> None:
+    for span in spans:
+        assert span.attributes.get("gen_ai.is_entry", True) is True
+
+
+def test_outermost_observation_is_the_entry(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    with otel_llm.start_observation("agent", as_type="agent"):
+        with otel_llm.start_generation("llm"), otel_llm.start_observation("tool", as_type="tool"):
+            pass
+    pipeline.flush()
+    assert _entries(memory) == ["agent"]
+    _assert_marker_only_true_or_absent(memory.spans)
+
+
+def test_upstream_http_server_span_is_never_the_entry(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    web = pipeline.tracer_provider.get_tracer("opentelemetry.instrumentation.fastapi")
+    with web.start_as_current_span("GET /chat", attributes={"http.method": "GET"}):
+        with web.start_as_current_span("middleware"):
+            with otel_llm.start_generation("llm"):
+                pass
+        with otel_llm.start_generation("second-llm"):
+            pass
+    pipeline.flush()
+    assert _entries(memory) == ["llm"]  # exactly one per trace
+
+
+def test_third_party_genai_span_counts(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    lib = pipeline.tracer_provider.get_tracer("opentelemetry.instrumentation.openai")
+    with lib.start_as_current_span("GET /"):
+        with lib.start_as_current_span("chat gpt-4o", attributes={"gen_ai.operation.name": "chat"}):
+            with otel_llm.start_observation("inside"):
+                pass
+    pipeline.flush()
+    assert _entries(memory) == ["chat gpt-4o"]
+
+
+def test_span_that_becomes_llm_related_after_start(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    lib = pipeline.tracer_provider.get_tracer("late.lib")
+    with lib.start_as_current_span("late") as span:
+        span.set_attribute("gen_ai.request.model", "m")
+    pipeline.flush()
+    assert _entries(memory) == ["late"]
+
+
+def test_each_trace_has_its_own_entry(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    for i in range(3):
+        with otel_llm.start_observation(f"root-{i}"), otel_llm.start_observation(f"child-{i}"):
+            pass
+    pipeline.flush()
+    assert _entries(memory) == ["root-0", "root-1", "root-2"]
+
+
+def test_entry_true_overrides(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:
+    with otel_llm.start_observation("outer"):
+        with otel_llm.start_observation("chosen", entry=True):
+            pass
+    pipeline.flush()
+    assert _entries(memory) == ["chosen"]
+
+
+def test_mark_entry_overrides(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:
+    @otel_llm.observe()
+    def handler() -> None:
+        otel_llm.mark_entry()
+
+    @otel_llm.observe()
+    def outer() -> None:
+        handler()
+
+    outer()
+    otel_llm.mark_entry()  # outside any span: ignored
+    pipeline.flush()
+    assert _entries(memory) == ["handler"]
+
+
+def test_observe_entry_flag(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:
+    @otel_llm.observe(entry=True)
+    def inner() -> None:
+        pass
+
+    with otel_llm.start_observation("outer"):
+        inner()
+    pipeline.flush()
+    assert _entries(memory) == ["inner"]
+
+
+def test_no_marker_without_llm_spans(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    plain = pipeline.tracer_provider.get_tracer("db")
+    with plain.start_as_current_span("query"):
+        pass
+    pipeline.flush()
+    assert _entries(memory) == []
