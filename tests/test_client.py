@@ -146,24 +146,81 @@ def test_trace_and_observation_scores(
     assert by_name["tone"].comment == "nice"
 
 
-def test_flush_leaves_other_threads_objects_open(
+def test_flush_leaves_objects_of_other_live_threads_open(
     pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
 ) -> None:
     client = otel_llm.Client()
     holder: list[object] = []
-    ready = threading.Event()
+    ready, release = threading.Event(), threading.Event()
 
     def other() -> None:
         holder.append(client.trace(name="other-thread"))
         ready.set()
+        release.wait(5)  # still serving its request while the main thread flushes
 
-    threading.Thread(target=other).start()
+    worker = threading.Thread(target=other)
+    worker.start()
     ready.wait(5)
     mine = client.trace(name="mine")
     client.flush()
     assert [s.name for s in memory.spans] == ["mine"]
-    del mine
-    holder.clear()
-    gc.collect()
-    pipeline.flush()
+    release.set()
+    worker.join()
+    client.flush()  # its creator is gone now: nobody else can end it
     assert sorted(s.name for s in memory.spans) == ["mine", "other-thread"]
+    del mine
+
+
+def test_typed_children_and_unknown_arguments_counted(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    trace = otel_llm.Client().trace(name="t")
+    tool = trace.span(name="get_weather_tool", as_type="tool", bogus=1)
+    retrieval = tool.span(name="vector_search", as_type="retriever")
+    retrieval.end()
+    tool.end()
+    trace.end()
+    pipeline.flush()
+    spans = _by_name(memory)
+    assert spans["get_weather_tool"].attributes["otel_llm.observation.type"] == "tool"  # type: ignore[attr-defined]
+    assert spans["vector_search"].attributes["gen_ai.operation.name"] == "retrieval"  # type: ignore[attr-defined]
+    from otel_llm.diagnostics import counts
+
+    assert counts()["invalid_value.update.bogus"] == 1
+
+
+def test_trace_fields_reach_spans_of_other_instrumentation(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    trace = otel_llm.Client().trace(name="t", user_id="u", session_id="s")
+    with otel_llm.start_observation("manual", parent=trace.observation):
+        pass
+    other = pipeline.tracer_provider.get_tracer("http.client")
+    from opentelemetry import trace as trace_api
+
+    ctx = trace_api.set_span_in_context(trace.observation.span)
+    other.start_span("GET /weather", context=ctx).end()
+    trace.end()
+    pipeline.flush()
+    for name in ("manual", "GET /weather"):
+        attrs = _by_name(memory)[name].attributes  # type: ignore[attr-defined]
+        assert attrs["user.id"] == "u" and attrs["session.id"] == "s", name
+        assert attrs["otel_llm.trace.name"] == "t"
+
+
+def test_flush_ends_objects_of_finished_tasks(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    import asyncio
+
+    client = otel_llm.Client()
+    kept: list[object] = []
+
+    async def handle() -> None:
+        t = client.trace(name="request")
+        t.span(name="child").end()
+        kept.append(t)  # a reference outlives the task (e.g. stored by a framework)
+
+    asyncio.run(handle())
+    client.flush()
+    assert sorted(s.name for s in memory.spans) == ["child", "request"]

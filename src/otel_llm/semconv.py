@@ -11,10 +11,13 @@ from typing import Final
 
 __all__ = [
     "AS_TYPES",
+    "CONTENT_KEYS",
+    "CONTENT_KEY_PREFIXES",
     "ENTRY_OPERATION_NAMES",
     "LEVELS",
     "OPERATION_BY_TYPE",
     "SCOPE_NAME",
+    "is_content_key",
 ]
 
 SCOPE_NAME: Final = "otel-llm"
@@ -59,6 +62,7 @@ OBSERVATION_METADATA: Final = "otel_llm.observation.metadata"
 OBSERVATION_MODEL_PARAMETERS: Final = "otel_llm.observation.model_parameters"
 OBSERVATION_COMPLETION_START_TIME: Final = "otel_llm.observation.completion_start_time"
 OBSERVATION_AUTO_ENDED: Final = "otel_llm.observation.auto_ended"
+OBSERVATION_VERSION: Final = "otel_llm.observation.version"
 PROMPT_NAME: Final = "otel_llm.prompt.name"
 PROMPT_VERSION: Final = "otel_llm.prompt.version"
 USAGE_RAW: Final = "otel_llm.usage.raw"
@@ -73,6 +77,61 @@ TRACE_OUTPUT: Final = "otel_llm.trace.output"
 ENVIRONMENT: Final = "otel_llm.environment"
 RELEASE: Final = "otel_llm.release"
 VERSION: Final = "otel_llm.version"
+
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+
+# --- content: what masking, capture_content=False and media handling cover ----------
+CONTENT_KEYS: Final = frozenset(
+    {
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_SYSTEM_INSTRUCTIONS,
+        GEN_AI_TOOL_CALL_ARGUMENTS,
+        GEN_AI_TOOL_CALL_RESULT,
+        OBSERVATION_INPUT,
+        OBSERVATION_OUTPUT,
+        OBSERVATION_METADATA,
+        OBSERVATION_MODEL_PARAMETERS,
+        TRACE_INPUT,
+        TRACE_OUTPUT,
+        TRACE_METADATA,
+        # foreign dialects, in case a span still carries them
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "langfuse.observation.metadata",
+        "langfuse.trace.input",
+        "langfuse.trace.output",
+        "langfuse.trace.metadata",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "input.value",
+        "output.value",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+    }
+)
+"""Attributes whose values are user content (exact keys)."""
+
+CONTENT_KEY_PREFIXES: Final = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "langfuse.observation.metadata.",
+    "langfuse.trace.metadata.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts",
+    "llm.tools.",
+    "otel_llm.observation.metadata.",
+)
+"""Attribute key prefixes whose values are user content (flattened dialects)."""
+
+
+def is_content_key(key: str) -> bool:
+    """True when the attribute ``key`` holds user content (masked, removable)."""
+    return key in CONTENT_KEYS or key.startswith(CONTENT_KEY_PREFIXES)
+
 
 # --- vocabularies ----------------------------------------------------------------
 AS_TYPES: Final = frozenset(

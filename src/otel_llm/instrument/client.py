@@ -29,12 +29,34 @@ _open: weakref.WeakSet[_Stateful] = weakref.WeakSet()  # every not-yet-ended sta
 _open_lock = threading.Lock()
 
 
-def _owner() -> tuple[int, int]:
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        task = None
-    return threading.get_ident(), id(task) if task is not None else 0
+class _Owner:
+    """The thread and asyncio task that created a stateful object.
+
+    ``client.flush()`` ends the open objects of the calling task/thread, and those
+    whose creator is gone (task done, thread exited): nobody else can end them.
+    Objects of other live requests are left alone.
+    """
+
+    __slots__ = ("_task", "_thread")
+
+    def __init__(self) -> None:
+        self._thread = weakref.ref(threading.current_thread())
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        self._task = weakref.ref(task) if task is not None else None
+
+    def may_be_ended_by(self, caller: _Owner) -> bool:
+        if self._task is not None:
+            task = self._task()
+            if task is None or task.done():
+                return True
+            return caller._task is not None and caller._task() is task
+        thread = self._thread()
+        if thread is None or not thread.is_alive():
+            return True
+        return caller._task is None and caller._thread() is thread
 
 
 class _Stateful:
@@ -43,7 +65,7 @@ class _Stateful:
     def __init__(self, observation: Observation, trace: TraceClient | None) -> None:
         self._observation = observation
         self._trace = trace
-        self._owner = _owner()
+        self._owner = _Owner()
         self._serial = time.monotonic_ns()
         with _open_lock:
             _open.add(self)
@@ -77,8 +99,8 @@ class _Stateful:
         return trace._start(as_type, name, self._observation, kwargs)
 
     def span(self, name: str | None = None, **kwargs: Any) -> ObservationClient:
-        """A child span (tool call, retrieval, any step)."""
-        return self._child("span", name, kwargs)
+        """A child span; ``as_type=`` makes it a tool, retriever, agent, chain, ..."""
+        return self._child(kwargs.pop("as_type", "span"), name, kwargs)
 
     def generation(self, name: str | None = None, **kwargs: Any) -> ObservationClient:
         """A child LLM call: ``model``, ``model_parameters``, ``usage``, ``prompt`` ..."""
@@ -145,14 +167,15 @@ class TraceClient(_Stateful):
             attributes=self._attributes,
             **_observation_kwargs(kwargs),
         )
-        leftover = {k: v for k, v in kwargs.items() if k in _UPDATE_ONLY}
+        leftover = {k: v for k, v in kwargs.items() if k not in _START_FIELDS}
         if leftover:
-            observation.update(**leftover)
+            observation.update(**leftover)  # counts unknown names, never raises
         self._touch()
         return ObservationClient(observation, self)
 
     def span(self, name: str | None = None, **kwargs: Any) -> ObservationClient:
-        return self._start("span", name, self._parent_for(kwargs), kwargs)
+        as_type = kwargs.pop("as_type", "span")
+        return self._start(as_type, name, self._parent_for(kwargs), kwargs)
 
     def generation(self, name: str | None = None, **kwargs: Any) -> ObservationClient:
         return self._start("generation", name, self._parent_for(kwargs), kwargs)
@@ -243,7 +266,6 @@ _START_FIELDS = (
     "completion_start_time",
     "start_time",
 )
-_UPDATE_ONLY = ("output", "version")
 
 
 def _observation_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +338,10 @@ class Client:
             observation.update(output=output)
         if unknown:
             observation.update(**unknown)
+        processor = runtime.current().processor
+        if processor is not None and attrs:
+            # Spans of other instrumentation started inside this trace get them too.
+            processor.update_trace(int(observation.trace_id, 16), attrs)
         return TraceClient(observation, attrs)
 
     def score(self, name: str, value: float | str | bool, **kwargs: Any) -> None:
@@ -323,7 +349,7 @@ class Client:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """End what this task/thread left open, then deliver everything recorded so far."""
-        end_all_open(owner=_owner())
+        end_all_open(caller=_Owner())
         pipeline = runtime.current().pipeline
         return pipeline.flush(timeout) if pipeline is not None else True
 
@@ -333,10 +359,10 @@ class Client:
         return pipeline.shutdown(timeout) if pipeline is not None else True
 
 
-def end_all_open(owner: tuple[int, int] | None = None) -> None:
-    """End open stateful objects (children before traces), of one owner or all."""
+def end_all_open(caller: _Owner | None = None) -> None:
+    """End open stateful objects (children before traces) that ``caller`` may end, or all."""
     with _open_lock:
-        items = [item for item in _open if owner is None or item._owner == owner]
+        items = [item for item in _open if caller is None or item._owner.may_be_ended_by(caller)]
     items.sort(key=lambda item: (isinstance(item, TraceClient), -item._serial))
     for item in items:
         with guard("client.auto_end"):

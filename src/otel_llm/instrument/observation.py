@@ -191,7 +191,7 @@ class Observation:
         if prompt is not None:
             attrs.update(fields.prompt_attributes(prompt))
         if version is not None:
-            attrs["otel_llm.observation.version"] = str(version)
+            attrs[semconv.OBSERVATION_VERSION] = str(version)
         return attrs
 
     def _existing_metadata(self) -> dict[str, Any]:

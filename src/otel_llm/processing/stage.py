@@ -4,6 +4,10 @@ A stage is a plain function ``stage(record, ctx) -> None`` run on the worker
 thread: it changes only ``record``, reads settings and bumps counters through
 ``ctx``, does no I/O, takes no locks and never logs content. Adding a stage is one
 function, one entry in the processor's tuple and one test file.
+
+Stages run in this order: normalize → usage → cost → media → masking. Masking is
+last so nothing a stage adds escapes it; media runs before it so large binary
+payloads are not scanned by the scrubbers.
 """
 
 from __future__ import annotations
@@ -11,19 +15,40 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_llm.processing.record import SpanRecord
+
+if TYPE_CHECKING:
+    from otel_llm.processing.cost import PriceBook
+    from otel_llm.processing.masking import Masker
+    from otel_llm.processing.media import MediaOptions
 
 __all__ = ["Stage", "StageContext"]
 
 
 @dataclass
 class StageContext:
-    """Settings and counters shared by the stages of one processor (worker thread only)."""
+    """Settings and counters shared by the stages of one processor (worker thread only).
 
-    settings: dict[str, Any] = field(default_factory=dict)
+    Each stage owns the type of its own options (compiled once, at configure time,
+    where a bad value raises ``ConfigError``); the context only carries them.
+    """
+
+    capture_content: bool = True
+    """False: content attributes are removed after usage/cost were derived from them."""
+    estimate_usage: bool = True
+    """Estimate token counts with an offline tokenizer when a generation reports none."""
+    max_content_chars: int = 1_000_000
+    masker: Masker | None = None
+    prices: PriceBook | None = None
+    media: MediaOptions | None = None
     counters: Counter[str] = field(default_factory=Counter)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add to a counter shown in ``stats()["processing"]`` (worker thread only)."""
+        self.counters[key] += n
 
 
 Stage = Callable[[SpanRecord, StageContext], None]

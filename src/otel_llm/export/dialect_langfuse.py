@@ -1,0 +1,521 @@
+"""The Langfuse dialect: our canonical attributes → what the Langfuse server reads.
+
+Pure functions over attribute mappings (no I/O, no state), verified against the
+server's ingestion rules (``reference/langfuse-server-otel.md``):
+
+- trace-level fields are read from each span, so every span carries them;
+- ``langfuse.observation.input`` and ``.output`` come from one source together
+  (the server takes both from the first source that has either);
+- ``usage_details`` holds exclusive integer buckets; floats would be dropped;
+- a prompt link (name and int version) only on generations, or the legacy
+  ingestion path drops the whole observation;
+- instrumentation scope names the server special-cases are renamed.
+
+``gen_ai.*`` attributes are kept (the server reads them as fallbacks and other
+tools downstream may too); our ``otel_llm.*`` keys that were translated are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, Final
+
+import orjson
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otel_llm import semconv
+from otel_llm.serialize import to_json
+
+__all__ = [
+    "CONTENT_KEYS",
+    "TRACE_FIELD_KEYS",
+    "cost_details",
+    "langfuse_scope",
+    "model_parameters",
+    "share_trace_fields",
+    "strip_content",
+    "to_langfuse",
+    "usage_details",
+]
+
+# --- keys the Langfuse server reads ------------------------------------------------
+LF_TYPE: Final = "langfuse.observation.type"
+LF_INPUT: Final = "langfuse.observation.input"
+LF_OUTPUT: Final = "langfuse.observation.output"
+LF_METADATA: Final = "langfuse.observation.metadata"
+LF_MODEL_NAME: Final = "langfuse.observation.model.name"
+LF_MODEL_PARAMETERS: Final = "langfuse.observation.model.parameters"
+LF_USAGE_DETAILS: Final = "langfuse.observation.usage_details"
+LF_COST_DETAILS: Final = "langfuse.observation.cost_details"
+LF_COMPLETION_START_TIME: Final = "langfuse.observation.completion_start_time"
+LF_LEVEL: Final = "langfuse.observation.level"
+LF_STATUS_MESSAGE: Final = "langfuse.observation.status_message"
+LF_PROMPT_NAME: Final = "langfuse.observation.prompt.name"
+LF_PROMPT_VERSION: Final = "langfuse.observation.prompt.version"
+LF_TRACE_NAME: Final = "langfuse.trace.name"
+LF_TRACE_TAGS: Final = "langfuse.trace.tags"
+LF_TRACE_METADATA_PREFIX: Final = "langfuse.trace.metadata."
+LF_TRACE_INPUT: Final = "langfuse.trace.input"
+LF_TRACE_OUTPUT: Final = "langfuse.trace.output"
+LF_RELEASE: Final = "langfuse.release"
+LF_VERSION: Final = "langfuse.version"
+LF_ENVIRONMENT: Final = "langfuse.environment"
+LF_IS_APP_ROOT: Final = "langfuse.internal.is_app_root"
+
+# --- ours that semconv.py does not name yet ------------------------------------------
+_OBSERVATION_VERSION: Final = "otel_llm.observation.version"
+_COST_PARTS: Final = {
+    "otel_llm.cost.input": "input",
+    "otel_llm.cost.output": "output",
+    "otel_llm.cost.cache_read": "input_cached_tokens",
+    "otel_llm.cost.cache_creation": "input_cache_creation",
+}
+"""Our cost components → Langfuse cost keys (named like the usage keys they price)."""
+
+TRACE_FIELD_KEYS: Final = frozenset(
+    {
+        LF_TRACE_NAME,
+        LF_TRACE_TAGS,
+        LF_RELEASE,
+        LF_ENVIRONMENT,
+        semconv.USER_ID,
+        semconv.SESSION_ID,
+    }
+)
+"""Trace-level keys (plus ``langfuse.trace.metadata.*``) the server reads per span."""
+
+CONTENT_KEYS: Final = frozenset(
+    {
+        semconv.OBSERVATION_INPUT,
+        semconv.OBSERVATION_OUTPUT,
+        semconv.TRACE_INPUT,
+        semconv.TRACE_OUTPUT,
+        semconv.GEN_AI_INPUT_MESSAGES,
+        semconv.GEN_AI_OUTPUT_MESSAGES,
+        semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "input.value",
+        "output.value",
+        "input",
+        "output",
+        LF_INPUT,
+        LF_OUTPUT,
+        LF_TRACE_INPUT,
+        LF_TRACE_OUTPUT,
+    }
+)
+"""Attributes that hold prompts, completions or tool payloads (dropped when content is off)."""
+
+_CONTENT_PREFIXES: Final = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+)
+
+# Lower-precedence I/O sources the server would otherwise use, in its order (§5.1):
+# when only one of our input/output exists, the other comes from here so that
+# setting ``langfuse.observation.*`` never hides it.
+_INPUT_FALLBACKS: Final = (
+    "traceloop.entity.input",
+    "input.value",
+    "input",
+    semconv.GEN_AI_INPUT_MESSAGES,
+)
+_OUTPUT_FALLBACKS: Final = (
+    "traceloop.entity.output",
+    "output.value",
+    "output",
+    semconv.GEN_AI_OUTPUT_MESSAGES,
+)
+
+_RESERVED_SCOPES: Final = frozenset({"ai", "pydantic-ai", "genkit-tracer"})
+_LANGFUSE: Final = re.compile("langfuse", re.IGNORECASE)
+_SCOPE_PREFIX: Final = "otel-llm/"
+_INVALID: Final = object()
+
+
+def to_langfuse(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Translate one span's attributes into the Langfuse dialect (a new dict).
+
+    Args:
+        attributes: canonical attributes of one processed span; not modified.
+
+    Returns:
+        The attributes to export: foreign and ``gen_ai.*`` keys as given, our
+        translated ``otel_llm.*`` keys replaced by their ``langfuse.*`` form.
+    """
+    out = dict(attributes)
+    get = attributes.get
+    as_type = get(semconv.OBSERVATION_TYPE)
+    if isinstance(as_type, str) and as_type.lower() in semconv.AS_TYPES:
+        as_type = as_type.lower()
+        out[LF_TYPE] = as_type
+        del out[semconv.OBSERVATION_TYPE]
+    _input_output(attributes, out)
+    _observation_fields(attributes, out)
+    _prompt(attributes, out, as_type == "generation")
+    _trace_fields(attributes, out)
+    usage = _canonical_usage(attributes)
+    if usage is None:
+        usage = _raw_usage_of(attributes)
+        if usage is not None:
+            del out[semconv.USAGE_RAW]
+    if usage is not None:
+        out[LF_USAGE_DETAILS] = to_json(usage)
+    cost = cost_details(attributes)
+    if cost is not None:
+        out[LF_COST_DETAILS] = to_json(cost)
+        for key in _COST_PARTS:
+            out.pop(key, None)
+        if _amount(get(semconv.GEN_AI_USAGE_COST)) is None:
+            out.pop(semconv.COST_RAW, None)
+    if get(semconv.GEN_AI_IS_ENTRY) is True:
+        out[LF_IS_APP_ROOT] = True
+    return out
+
+
+def _input_output(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
+    given_in = attributes.get(semconv.OBSERVATION_INPUT)
+    given_out = attributes.get(semconv.OBSERVATION_OUTPUT)
+    if given_in is None and given_out is None:
+        return  # the server finds gen_ai.* / vendor I/O on its own
+    value_in = given_in if given_in is not None else _first(attributes, _INPUT_FALLBACKS)
+    value_out = given_out if given_out is not None else _first(attributes, _OUTPUT_FALLBACKS)
+    # Both keys from one source, as the server reads them. A side that exists
+    # nowhere stays absent: the server then records it as null, exactly as it
+    # would for an explicit null, without storing the string "null".
+    if value_in is not None:
+        out[LF_INPUT] = _text(value_in)
+    if value_out is not None:
+        out[LF_OUTPUT] = _text(value_out)
+    out.pop(semconv.OBSERVATION_INPUT, None)
+    out.pop(semconv.OBSERVATION_OUTPUT, None)
+
+
+def _observation_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
+    get = attributes.get
+    metadata = get(semconv.OBSERVATION_METADATA)
+    if metadata is not None:
+        out[LF_METADATA] = _json_object(metadata)
+        del out[semconv.OBSERVATION_METADATA]
+    model = get(semconv.GEN_AI_RESPONSE_MODEL) or get(semconv.GEN_AI_REQUEST_MODEL)
+    if isinstance(model, str) and model:
+        out[LF_MODEL_NAME] = model
+    params = model_parameters(get(semconv.OBSERVATION_MODEL_PARAMETERS))
+    if params is not None:
+        out[LF_MODEL_PARAMETERS] = to_json(params)
+        del out[semconv.OBSERVATION_MODEL_PARAMETERS]
+    start = get(semconv.OBSERVATION_COMPLETION_START_TIME)
+    if isinstance(start, str) and start:
+        out[LF_COMPLETION_START_TIME] = start
+        del out[semconv.OBSERVATION_COMPLETION_START_TIME]
+    level = get(semconv.OBSERVATION_LEVEL)
+    if isinstance(level, str) and level.upper() in semconv.LEVELS:
+        out[LF_LEVEL] = level.upper()
+        del out[semconv.OBSERVATION_LEVEL]
+    message = get(semconv.OBSERVATION_STATUS_MESSAGE)
+    if message is not None:
+        out[LF_STATUS_MESSAGE] = str(message)
+        del out[semconv.OBSERVATION_STATUS_MESSAGE]
+
+
+def _prompt(attributes: Mapping[str, Any], out: dict[str, Any], is_generation: bool) -> None:
+    """Name and int version together, on generations only (else the server drops the span)."""
+    name = attributes.get(semconv.PROMPT_NAME)
+    version = attributes.get(semconv.PROMPT_VERSION)
+    if not is_generation or not isinstance(name, str) or not name or not _is_int(version):
+        return  # not translated: kept as otel_llm.prompt.* (plain metadata for Langfuse)
+    out[LF_PROMPT_NAME] = name
+    out[LF_PROMPT_VERSION] = version
+    del out[semconv.PROMPT_NAME], out[semconv.PROMPT_VERSION]
+
+
+def _trace_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
+    get = attributes.get
+    for ours, theirs in (
+        (semconv.TRACE_NAME, LF_TRACE_NAME),
+        (semconv.RELEASE, LF_RELEASE),
+        (semconv.VERSION, LF_VERSION),
+        (semconv.ENVIRONMENT, LF_ENVIRONMENT),
+        (semconv.TRACE_INPUT, LF_TRACE_INPUT),
+        (semconv.TRACE_OUTPUT, LF_TRACE_OUTPUT),
+    ):
+        value = get(ours)
+        if value is not None:
+            out[theirs] = value if isinstance(value, str) else to_json(value)
+            del out[ours]
+    version = get(_OBSERVATION_VERSION)
+    if version is not None:  # Langfuse has one key for trace and observation version
+        out[LF_VERSION] = str(version)
+        del out[_OBSERVATION_VERSION]
+    for key in (semconv.USER_ID, semconv.SESSION_ID):
+        value = get(key)
+        if value is not None and not isinstance(value, str):
+            out[key] = str(value)  # the server's schema wants strings
+    tags = _tags(get(semconv.TRACE_TAGS))
+    if tags is not None:
+        out[LF_TRACE_TAGS] = tags
+        del out[semconv.TRACE_TAGS]
+    metadata = get(semconv.TRACE_METADATA)
+    if metadata is not None:
+        parsed = _loads(metadata) if isinstance(metadata, str) else metadata
+        if isinstance(parsed, Mapping):
+            for key, value in parsed.items():
+                if value is not None:
+                    text = value if isinstance(value, str) else to_json(value)
+                    out[f"{LF_TRACE_METADATA_PREFIX}{key}"] = text
+            del out[semconv.TRACE_METADATA]
+
+
+def usage_details(attributes: Mapping[str, Any]) -> dict[str, int] | None:
+    """Exclusive integer usage buckets, or None when the span has no usage.
+
+    Canonical ``gen_ai.usage.*`` counts are inclusive (input includes cached
+    tokens, output includes reasoning); Langfuse's ``usage_details`` wants each
+    token in exactly one bucket, with ``total`` their sum. Without canonical
+    counts, ``otel_llm.usage.raw`` in OpenAI (``prompt_tokens``…) or Langfuse
+    (``input``/``output``/``total``) shape is mapped directly.
+    """
+    canonical = _canonical_usage(attributes)
+    return canonical if canonical is not None else _raw_usage_of(attributes)
+
+
+def _raw_usage_of(attributes: Mapping[str, Any]) -> dict[str, int] | None:
+    raw = attributes.get(semconv.USAGE_RAW)
+    parsed = _loads(raw) if isinstance(raw, str) else raw
+    return _raw_usage(parsed) if isinstance(parsed, Mapping) else None
+
+
+def _canonical_usage(attributes: Mapping[str, Any]) -> dict[str, int] | None:
+    get = attributes.get
+    given_in = _tokens(get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
+    given_out = _tokens(get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+    cache_read = _tokens(get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
+    cache_creation = _tokens(get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
+    reasoning = _tokens(get(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
+    return _buckets(given_in, given_out, cache_read, cache_creation, reasoning)
+
+
+def _buckets(
+    given_in: int | None,
+    given_out: int | None,
+    cache_read: int | None,
+    cache_creation: int | None,
+    reasoning: int | None,
+    total: int | None = None,
+) -> dict[str, int] | None:
+    if all(v is None for v in (given_in, given_out, cache_read, cache_creation, reasoning)):
+        return None
+    usage: dict[str, int] = {}
+    if given_in is not None:
+        usage["input"] = max(0, given_in - (cache_read or 0) - (cache_creation or 0))
+    if given_out is not None:
+        usage["output"] = max(0, given_out - (reasoning or 0))
+    if cache_read is not None:
+        usage["input_cached_tokens"] = cache_read
+    if cache_creation is not None:
+        usage["input_cache_creation"] = cache_creation
+    if reasoning is not None:
+        usage["output_reasoning_tokens"] = reasoning
+    usage["total"] = total if total is not None else sum(usage.values())
+    return usage
+
+
+def _raw_usage(raw: Mapping[str, Any]) -> dict[str, int] | None:
+    if "prompt_tokens" in raw or "completion_tokens" in raw:  # OpenAI chat completions
+        prompt_details = raw.get("prompt_tokens_details")
+        completion_details = raw.get("completion_tokens_details")
+        cached = _tokens(_get(prompt_details, "cached_tokens"))
+        reasoning = _tokens(_get(completion_details, "reasoning_tokens"))
+        return _buckets(
+            _tokens(raw.get("prompt_tokens")),
+            _tokens(raw.get("completion_tokens")),
+            cached or None,
+            None,
+            reasoning or None,
+            _tokens(raw.get("total_tokens")),
+        )
+    if "input" in raw or "output" in raw:  # Langfuse: already exclusive buckets
+        usage = {str(k): n for k, v in raw.items() if (n := _tokens(v)) is not None}
+        if "total" not in usage and usage:
+            usage["total"] = sum(usage.values())
+        return usage or None
+    return None
+
+
+def cost_details(attributes: Mapping[str, Any]) -> dict[str, float] | None:
+    """Provided cost as Langfuse ``cost_details`` (USD, with ``total``), or None.
+
+    ``gen_ai.usage.cost`` is the total; ``otel_llm.cost.{input,output,cache_read,
+    cache_creation}`` are its parts. Without them, ``otel_llm.cost.raw`` (a
+    number, or a mapping with ``total`` and/or parts) is used. Any cost sent
+    disables the server's own pricing, so an absent cost is never sent as 0.
+    """
+    get = attributes.get
+    cost: dict[str, float] = {}
+    for ours, theirs in _COST_PARTS.items():
+        part = _amount(get(ours))
+        if part is not None:
+            cost[theirs] = part
+    total = _amount(get(semconv.GEN_AI_USAGE_COST))
+    if total is not None:
+        cost["total"] = total
+    elif not cost:
+        raw = get(semconv.COST_RAW)
+        parsed = _loads(raw) if isinstance(raw, str) else raw
+        if isinstance(parsed, Mapping):
+            cost = {str(k): n for k, v in parsed.items() if (n := _amount(v)) is not None}
+        elif (amount := _amount(parsed)) is not None:
+            cost["total"] = amount
+    if not cost:
+        return None
+    if "total" not in cost:
+        cost["total"] = math.fsum(cost.values())
+    return cost
+
+
+def model_parameters(value: object) -> dict[str, str | int | float] | None:
+    """Our model-parameters JSON as a flat mapping the server's schema accepts.
+
+    The legacy ingestion path drops the observation for values other than
+    strings, numbers, booleans, string lists or string maps; we send strings and
+    numbers as they are and everything else as compact JSON text.
+    """
+    parsed = _loads(value) if isinstance(value, str) else value
+    if not isinstance(parsed, Mapping):
+        return None
+    params: dict[str, str | int | float] = {}
+    for key, item in parsed.items():
+        if item is None:
+            continue
+        if isinstance(item, str) or (
+            isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        ):
+            params[str(key)] = item
+        else:
+            params[str(key)] = to_json(item)
+    return params
+
+
+def share_trace_fields(spans: Sequence[tuple[int, MutableMapping[str, Any]]]) -> None:
+    """Copy trace-level fields between spans of the same trace in one batch.
+
+    The server reads user, session, trace name, tags, metadata, release and
+    environment from each span; a field set on one span (e.g. by
+    ``update_current_trace`` after its siblings started) is copied to the spans
+    of the same trace that lack it. Values already on a span are never changed.
+
+    Args:
+        spans: ``(trace_id, attributes)`` pairs; the attribute dicts are updated.
+    """
+    shared: dict[int, dict[str, Any]] = {}
+    for trace_id, attributes in spans:
+        fields = shared.setdefault(trace_id, {})
+        for key, value in attributes.items():
+            if key in TRACE_FIELD_KEYS or key.startswith(LF_TRACE_METADATA_PREFIX):
+                fields.setdefault(key, value)
+    for trace_id, attributes in spans:
+        for key, value in shared[trace_id].items():
+            attributes.setdefault(key, value)
+
+
+def strip_content(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy without prompts, completions and tool payloads (``capture_content=False``)."""
+    return {
+        k: v
+        for k, v in attributes.items()
+        if k not in CONTENT_KEYS and not k.startswith(_CONTENT_PREFIXES)
+    }
+
+
+def langfuse_scope(scope: InstrumentationScope | None) -> InstrumentationScope | None:
+    """The scope to export: renamed when the server would special-case its name.
+
+    Names containing "langfuse" switch on Langfuse-SDK handling (metadata is
+    dropped, write-path heuristics), and ``ai``, ``pydantic-ai`` and
+    ``genkit-tracer`` switch on vendor parsers that bypass the dialect. Those
+    become ``otel-llm/<name>`` with "langfuse" spelled "lf".
+    """
+    if scope is None:
+        return None
+    name = scope.name
+    if name not in _RESERVED_SCOPES and "langfuse" not in name.lower():
+        return scope
+    return InstrumentationScope(
+        _SCOPE_PREFIX + _LANGFUSE.sub("lf", name),
+        scope.version,
+        scope.schema_url,
+        scope.attributes,
+    )
+
+
+# --- small total helpers ---------------------------------------------------------------
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _INVALID
+
+
+def _first(attributes: Mapping[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else to_json(value)
+
+
+def _json_object(value: object) -> str:
+    """A JSON object string: the server drops metadata that is not an object."""
+    parsed = _loads(value) if isinstance(value, str) else value
+    if isinstance(parsed, Mapping):
+        return value if isinstance(value, str) else to_json(parsed)
+    return to_json({"value": value if parsed is _INVALID else parsed})
+
+
+def _tags(value: object) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        parsed = _loads(value)
+        if isinstance(parsed, list):
+            value = parsed
+        else:
+            return (value,) if value else None
+    if isinstance(value, (list, tuple)):
+        return tuple(str(t) for t in value if t is not None)
+    return None
+
+
+def _get(container: object, key: str) -> object:
+    return container.get(key) if isinstance(container, Mapping) else None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tokens(value: object) -> int | None:
+    """A token count: a non-negative int (an integral float is accepted), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+def _amount(value: object) -> float | None:
+    """A cost: a finite, non-negative number (the server drops anything else), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
