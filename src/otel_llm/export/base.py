@@ -14,13 +14,16 @@ mutated: copy the attributes before changing them.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from otel_llm import semconv
 from otel_llm.errors import ConfigError
 from otel_llm.processing.record import SpanRecord
+from otel_llm.processing.sampling import keep_trace, ratio_bound
 from otel_llm.scores import Score
 
 __all__ = ["Destination", "ScopeFilter"]
@@ -67,6 +70,18 @@ def _patterns(setting: str, values: Iterable[str]) -> tuple[tuple[str, bool], ..
     return tuple(out)
 
 
+def _rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError("sample_rate", f"must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _without_content(record: SpanRecord) -> SpanRecord:
+    attributes = {k: v for k, v in record.attributes.items() if not semconv.is_content_key(k)}
+    events = tuple(e for e in record.events if not e.name.startswith("gen_ai."))
+    return dataclasses.replace(record, attributes=attributes, events=events)
+
+
 def _matches(name: str, patterns: tuple[tuple[str, bool], ...]) -> bool:
     return any(name.startswith(p) if is_prefix else name == p for p, is_prefix in patterns)
 
@@ -82,11 +97,17 @@ class Destination:
         name: str | None = None,
         block_scopes: Iterable[str] = (),
         allow_scopes: Iterable[str] | None = None,
+        sample_rate: float | None = None,
+        capture_content: bool | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError("name", "must be a non-empty string")
         self._name = name or self.kind
         self._scopes = ScopeFilter(block_scopes, allow_scopes)
+        self._sample_bound = None if sample_rate is None else ratio_bound(_rate(sample_rate))
+        if capture_content is not None and not isinstance(capture_content, bool):
+            raise ConfigError("capture_content", "must be True or False")
+        self._capture_content = capture_content
         self._state = _State.OPEN
         self._lock = threading.Lock()
         self._counts = {"exported": 0, "failed": 0, "spooled": 0, "dropped": 0, "filtered": 0}
@@ -120,11 +141,20 @@ class Destination:
         self._count("exported" if ok else "failed", len(selected))
 
     def select(self, records: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
-        """The records this destination sends (default: those its scope filter allows)."""
+        """The records this destination sends: scope filter, then its own sample rate.
+
+        With ``capture_content=False`` the selected records are copies without content
+        attributes (the shared records are never changed).
+        """
         scopes = self._scopes
-        if scopes.is_trivial:
-            return records
-        return [r for r in records if scopes.allows(r.scope.name if r.scope else "")]
+        if not scopes.is_trivial:
+            records = [r for r in records if scopes.allows(r.scope.name if r.scope else "")]
+        bound = self._sample_bound
+        if bound is not None:
+            records = [r for r in records if keep_trace(r.trace_id, bound)]
+        if self._capture_content is False:
+            records = [_without_content(r) for r in records]
+        return records
 
     def export_score(self, score: Score) -> None:
         if self._state is _State.CLOSED:

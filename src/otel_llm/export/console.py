@@ -35,8 +35,16 @@ class Console(Destination):
         name: str | None = None,
         block_scopes: Iterable[str] = (),
         allow_scopes: Iterable[str] | None = None,
+        sample_rate: float | None = None,
+        capture_content: bool | None = None,
     ) -> None:
-        super().__init__(name=name, block_scopes=block_scopes, allow_scopes=allow_scopes)
+        super().__init__(
+            name=name,
+            block_scopes=block_scopes,
+            allow_scopes=allow_scopes,
+            sample_rate=sample_rate,
+            capture_content=capture_content,
+        )
         self._stream = stream
         self._pending: dict[int, list[SpanRecord]] = {}  # worker thread only
 

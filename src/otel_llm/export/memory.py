@@ -33,10 +33,18 @@ class InMemory(Destination):
         name: str | None = None,
         block_scopes: Iterable[str] = (),
         allow_scopes: Iterable[str] | None = None,
+        sample_rate: float | None = None,
+        capture_content: bool | None = None,
     ) -> None:
         if dialect not in _DIALECTS:
             raise ConfigError("dialect", f"{dialect!r} is not one of {', '.join(_DIALECTS)}")
-        super().__init__(name=name, block_scopes=block_scopes, allow_scopes=allow_scopes)
+        super().__init__(
+            name=name,
+            block_scopes=block_scopes,
+            allow_scopes=allow_scopes,
+            sample_rate=sample_rate,
+            capture_content=capture_content,
+        )
         self.dialect = dialect
         self.spans: list[ReadableSpan] = []
         self.scores: list[Score] = []
