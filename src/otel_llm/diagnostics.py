@@ -15,10 +15,18 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
-__all__ = ["count", "counts", "guard", "log_once", "logger", "reset_for_tests"]
+__all__ = [
+    "count",
+    "counts",
+    "guard",
+    "log_once",
+    "logger",
+    "report",
+    "reset_for_tests",
+    "strict",
+]
 
 logger = logging.getLogger("otel_llm")
 
@@ -56,17 +64,50 @@ def log_once(component: str, kind: str, message: str, *, level: int = logging.WA
     logger.log(level, "otel-llm %s: %s (logged once; see stats())", component, message)
 
 
-@contextmanager
-def guard(component: str) -> Iterator[None]:
-    """Swallow, count and log-once any exception raised inside the block."""
-    try:
-        yield
-    except Exception as exc:
-        kind = type(exc).__name__
-        count(f"internal_error.{component}")
-        log_once(component, kind, f"internal error {kind}; your application keeps running")
-        if _strict():
-            raise
+class _Guard:
+    """Stateless, so one instance per component is reused (hot paths pay two calls)."""
+
+    __slots__ = ("component",)
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        report(self.component, exc)
+        return not _strict()
+
+
+_guards: dict[str, _Guard] = {}
+
+
+def guard(component: str) -> _Guard:
+    """A context manager that swallows, counts and logs once any exception inside it."""
+    g = _guards.get(component)
+    if g is None:
+        g = _guards.setdefault(component, _Guard(component))
+    return g
+
+
+def report(component: str, exc: BaseException) -> None:
+    """Count and log once an internal error of ``component`` (callers decide re-raising)."""
+    kind = type(exc).__name__
+    count(f"internal_error.{component}")
+    log_once(component, kind, f"internal error {kind}; your application keeps running")
+
+
+def strict() -> bool:
+    """True when internal errors must re-raise (our own test suite)."""
+    return _strict()
 
 
 def reset_for_tests() -> None:

@@ -111,7 +111,14 @@ class Observation:
             if self._ended:
                 fields.invalid("update", "the observation has already ended")
                 return self
-            attrs = self._attributes(
+            base = self._metadata
+            if metadata is not None and base is None:
+                base = self._existing_metadata()
+            start = getattr(self._span, "start_time", None)
+            attrs, self._metadata = _field_attributes(
+                self._max_chars,
+                start if isinstance(start, int) else None,
+                base,
                 input=input,
                 output=output,
                 metadata=metadata,
@@ -133,66 +140,9 @@ class Observation:
                 span.update_name(str(name))
             if attrs:
                 span.set_attributes(attrs)
-            if attrs.get(semconv.OBSERVATION_LEVEL) == "ERROR":
-                message = attrs.get(semconv.OBSERVATION_STATUS_MESSAGE)
-                span.set_status(Status(StatusCode.ERROR, message))
+                _set_error_status(span, attrs)
             self._last_activity_ns = time.time_ns()
         return self
-
-    def _attributes(
-        self,
-        *,
-        input: Any = UNSET,
-        output: Any = UNSET,
-        metadata: Any = None,
-        model: Any = None,
-        model_parameters: Any = None,
-        usage: Any = None,
-        cost: Any = None,
-        completion_start_time: Any = None,
-        level: Any = None,
-        status_message: Any = None,
-        prompt: Any = None,
-        version: Any = None,
-    ) -> dict[str, Any]:
-        limit = self._max_chars
-        attrs: dict[str, Any] = {}
-        if input is not UNSET:
-            attrs[semconv.OBSERVATION_INPUT] = fields.content_attribute(input, limit)
-        if output is not UNSET:
-            attrs[semconv.OBSERVATION_OUTPUT] = fields.content_attribute(output, limit)
-        if metadata is not None:
-            if isinstance(metadata, Mapping):
-                self._metadata = {**(self._metadata or self._existing_metadata()), **metadata}
-                attrs[semconv.OBSERVATION_METADATA] = to_json(self._metadata, max_chars=limit)
-            else:
-                attrs[semconv.OBSERVATION_METADATA] = to_json(metadata, max_chars=limit)
-        if model is not None:
-            attrs[semconv.GEN_AI_REQUEST_MODEL] = str(model)
-        if model_parameters is not None:
-            attrs.update(fields.model_parameter_attributes(model_parameters, limit))
-        if usage is not None:
-            attrs[semconv.USAGE_RAW] = to_json(usage)
-        if cost is not None:
-            attrs[semconv.COST_RAW] = to_json(cost)
-        if completion_start_time is not None:
-            ns = fields.completion_start_ns(completion_start_time)
-            if ns is not None:
-                attrs[semconv.OBSERVATION_COMPLETION_START_TIME] = fields.iso_utc(ns)
-                start = getattr(self._span, "start_time", None)
-                if isinstance(start, int) and ns >= start:
-                    attrs[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (ns - start) / 1e9
-        if level is not None:
-            value = fields.level_value(level)
-            if value is not None:
-                attrs[semconv.OBSERVATION_LEVEL] = value
-        if status_message is not None:
-            attrs[semconv.OBSERVATION_STATUS_MESSAGE] = str(status_message)
-        if prompt is not None:
-            attrs.update(fields.prompt_attributes(prompt))
-        if version is not None:
-            attrs[semconv.OBSERVATION_VERSION] = str(version)
-        return attrs
 
     def _existing_metadata(self) -> dict[str, Any]:
         """Metadata already on the span (when this wrapper was made for a current span)."""
@@ -277,6 +227,69 @@ class Observation:
         return f"Observation(type={self._as_type!r}, id={self.id}, trace_id={self.trace_id})"
 
 
+def _field_attributes(
+    limit: int,
+    start_ns: int | None,
+    metadata_base: dict[str, Any] | None,
+    *,
+    input: Any = UNSET,  # noqa: A002
+    output: Any = UNSET,
+    metadata: Any = None,
+    model: Any = None,
+    model_parameters: Any = None,
+    usage: Any = None,
+    cost: Any = None,
+    completion_start_time: Any = None,
+    level: Any = None,
+    status_message: Any = None,
+    prompt: Any = None,
+    version: Any = None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Span attributes for the given fields, and the merged metadata dict (if any)."""
+    attrs: dict[str, Any] = {}
+    merged = metadata_base
+    if input is not UNSET:
+        attrs[semconv.OBSERVATION_INPUT] = fields.content_attribute(input, limit)
+    if output is not UNSET:
+        attrs[semconv.OBSERVATION_OUTPUT] = fields.content_attribute(output, limit)
+    if metadata is not None:
+        if isinstance(metadata, Mapping):
+            merged = {**(metadata_base or {}), **metadata}
+            attrs[semconv.OBSERVATION_METADATA] = to_json(merged, max_chars=limit)
+        else:
+            attrs[semconv.OBSERVATION_METADATA] = to_json(metadata, max_chars=limit)
+    if model is not None:
+        attrs[semconv.GEN_AI_REQUEST_MODEL] = str(model)
+    if model_parameters is not None:
+        attrs.update(fields.model_parameter_attributes(model_parameters, limit))
+    if usage is not None:
+        attrs[semconv.USAGE_RAW] = to_json(usage)
+    if cost is not None:
+        attrs[semconv.COST_RAW] = to_json(cost)
+    if completion_start_time is not None:
+        ns = fields.completion_start_ns(completion_start_time)
+        if ns is not None:
+            attrs[semconv.OBSERVATION_COMPLETION_START_TIME] = fields.iso_utc(ns)
+            if start_ns is not None and ns >= start_ns:
+                attrs[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (ns - start_ns) / 1e9
+    if level is not None:
+        value = fields.level_value(level)
+        if value is not None:
+            attrs[semconv.OBSERVATION_LEVEL] = value
+    if status_message is not None:
+        attrs[semconv.OBSERVATION_STATUS_MESSAGE] = str(status_message)
+    if prompt is not None:
+        attrs.update(fields.prompt_attributes(prompt))
+    if version is not None:
+        attrs[semconv.OBSERVATION_VERSION] = str(version)
+    return attrs, merged
+
+
+def _set_error_status(span: trace_api.Span, attrs: Mapping[str, Any]) -> None:
+    if attrs.get(semconv.OBSERVATION_LEVEL) == "ERROR":
+        span.set_status(Status(StatusCode.ERROR, attrs.get(semconv.OBSERVATION_STATUS_MESSAGE)))
+
+
 def start_observation(
     name: str,
     as_type: str = "span",
@@ -304,35 +317,16 @@ def start_observation(
     """
     rt = runtime.current()
     kind = as_type if as_type in semconv.AS_TYPES else _bad_type(as_type)
-    start_attrs: dict[str, Any] = {
-        semconv.OBSERVATION_TYPE: kind,
-        semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_BY_TYPE[kind],
-    }
-    if model is not None:
-        start_attrs[semconv.GEN_AI_REQUEST_MODEL] = str(model)
-    if entry:
-        start_attrs[semconv.GEN_AI_IS_ENTRY] = True
-    if attributes:
-        start_attrs.update(attributes)
-    ctx = _parent_context(parent, trace_id)
-    forced = parse_trace_id(trace_id) if trace_id is not None else None
-    token = forced_trace_id.set(forced) if forced else None
-    try:
-        span = rt.get_tracer().start_span(
-            str(name), context=ctx, attributes=start_attrs, start_time=start_time
-        )
-    finally:
-        if token is not None:
-            forced_trace_id.reset(token)
-    observation = Observation(span, kind, rt.max_content_chars)
-    if entry:
-        processor = rt.processor
-        if processor is not None:
-            sc = span.get_span_context()
-            processor.note_explicit_entry(sc.trace_id, sc.span_id)
-    observation.update(
+    start_ns = start_time if start_time is not None else time.time_ns()
+    # Everything known up front goes into start_span: one attribute validation pass,
+    # and on_start (entry marking) sees the observation type.
+    attrs, metadata_dict = _field_attributes(
+        rt.max_content_chars,
+        start_ns,
+        None,
         input=input,
         metadata=metadata,
+        model=model,
         model_parameters=model_parameters,
         usage=usage,
         cost=cost,
@@ -341,6 +335,30 @@ def start_observation(
         status_message=status_message,
         prompt=prompt,
     )
+    attrs[semconv.OBSERVATION_TYPE] = kind
+    attrs[semconv.GEN_AI_OPERATION_NAME] = semconv.OPERATION_BY_TYPE[kind]
+    if entry:
+        attrs[semconv.GEN_AI_IS_ENTRY] = True
+    if attributes:
+        attrs.update(attributes)
+    ctx = _parent_context(parent, trace_id)
+    forced = parse_trace_id(trace_id) if trace_id is not None else None
+    token = forced_trace_id.set(forced) if forced else None
+    try:
+        span = rt.get_tracer().start_span(
+            str(name), context=ctx, attributes=attrs, start_time=start_ns
+        )
+    finally:
+        if token is not None:
+            forced_trace_id.reset(token)
+    _set_error_status(span, attrs)
+    observation = Observation(span, kind, rt.max_content_chars)
+    observation._metadata = metadata_dict
+    if entry:
+        processor = rt.processor
+        if processor is not None:
+            sc = span.get_span_context()
+            processor.note_explicit_entry(sc.trace_id, sc.span_id)
     return observation
 
 

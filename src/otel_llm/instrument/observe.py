@@ -19,7 +19,7 @@ from opentelemetry import trace as trace_api
 
 from otel_llm import runtime
 from otel_llm.diagnostics import guard
-from otel_llm.instrument.observation import Observation, start_observation
+from otel_llm.instrument.observation import UNSET, Observation, start_observation
 
 __all__ = ["observe"]
 
@@ -90,9 +90,12 @@ class _Options:
         rt = runtime.current()
         capture_in = rt.capture_content if self.capture_input is None else self.capture_input
         capture_out = rt.capture_content if self.capture_output is None else self.capture_output
-        observation = start_observation(self.name, as_type=self.as_type, entry=self.entry)
-        if capture_in:
-            observation.update(input=self.bound_input(args, kwargs))
+        observation = start_observation(
+            self.name,
+            as_type=self.as_type,
+            entry=self.entry,
+            input=self.bound_input(args, kwargs) if capture_in else UNSET,
+        )
         return observation, capture_out
 
     def bound_input(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -184,8 +187,9 @@ def _finish(observation: Observation, result: Any, capture_out: bool) -> Any:
         async_wrapper = _traced_async_generator(result, observation, capture_out, started)
         return _track(async_wrapper, observation, started)
     if capture_out:
-        observation.update(output=result)
-    observation.end()
+        observation.end(output=result)
+    else:
+        observation.end()
     return result
 
 

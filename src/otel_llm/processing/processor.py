@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_llm import semconv
 from otel_llm.context import current_trace_attributes
-from otel_llm.diagnostics import counts, guard, log_once
+from otel_llm.diagnostics import counts, guard, log_once, report, strict
 from otel_llm.export.base import Destination
 from otel_llm.processing.entry import EntryTracker
 from otel_llm.processing.record import SpanRecord, record_from_span
@@ -106,21 +106,29 @@ class LLMSpanProcessor(SpanProcessor):
 
     # -- app thread -----------------------------------------------------------------
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        with guard("processor.on_start"):
+        try:
             propagated = current_trace_attributes(parent_context)
             if propagated:
                 span.set_attributes(propagated)
             extra = self._entries.on_start(span)
             if extra:
                 span.set_attributes(extra)
+        except Exception as exc:  # never into the app; plain try: this runs for every span
+            report("processor.on_start", exc)
+            if strict():
+                raise
 
     def on_end(self, span: ReadableSpan) -> None:
-        with guard("processor.on_end"):
+        try:
             if self._shutdown:
                 self._drop("after_shutdown")
                 return
             entry = self._entries.on_end(span)
             self._enqueue((span, entry))
+        except Exception as exc:
+            report("processor.on_end", exc)
+            if strict():
+                raise
 
     def _enqueue(self, item: _QueueItem) -> None:
         queue = self._queue
@@ -133,7 +141,7 @@ class LLMSpanProcessor(SpanProcessor):
             )
             return
         queue.append(item)
-        if len(queue) >= self._batch_size:
+        if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
     def submit_score(self, score: Score) -> None:
@@ -213,7 +221,7 @@ class LLMSpanProcessor(SpanProcessor):
                 name = getattr(stage, "__name__", "stage")
                 self._drop(f"stage_error.{name}")
                 log_once("processor", f"stage.{name}", f"{name} failed ({type(exc).__name__})")
-                if os.environ.get("OTEL_LLM_STRICT") == "1":
+                if strict():
                     raise
                 return False
         return True

@@ -1,0 +1,142 @@
+"""Family "overhead": what recording one LLM call costs, bare OTel SDK vs otel-llm's helpers.
+
+Every mode records the call from ``payload`` into an in-process sink that only
+counts, so export I/O is out of the picture and what remains is instrumentation
+plus processing. Imports happen inside the factories: each mode runs in its own
+process, and the bare mode must not pay for (or warm up) otel-llm.
+
+Run one mode: ``python bench/overhead.py --mode observe --n 20000`` (JSON line),
+or add ``--profile`` for a cProfile report of the app and worker threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import payload
+from harness import FLUSH_TIMEOUT, Subject, mode_main
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+__all__ = ["BASELINE", "FAMILY", "MODES"]
+
+FAMILY = "overhead"
+BASELINE = "bare"
+
+
+def bare() -> Subject:
+    """Hand-written OTel: the floor any instrumentation library is compared with.
+
+    ``SimpleSpanProcessor`` exports on the app thread, so all the cost is on the
+    app thread and app µs ≈ CPU µs. Content is serialized per call with the stdlib
+    ``json``, as hand-written instrumentation would do.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class CountingExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self.n += len(spans)
+            return SpanExportResult.SUCCESS
+
+    exporter = CountingExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    dumps = json.dumps
+
+    def call() -> None:
+        with tracer.start_as_current_span("generation") as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.request.model", payload.MODEL)
+            span.set_attribute("gen_ai.request.temperature", payload.TEMPERATURE)
+            span.set_attribute("gen_ai.request.max_tokens", payload.MAX_TOKENS)
+            span.set_attribute("gen_ai.input.messages", dumps(payload.MESSAGES))
+            span.set_attribute("gen_ai.output.messages", dumps(payload.OUTPUT))
+            span.set_attribute("gen_ai.usage.input_tokens", payload.USAGE["input_tokens"])
+            span.set_attribute("gen_ai.usage.output_tokens", payload.USAGE["output_tokens"])
+
+    return Subject(
+        call=call,
+        flush=lambda: provider.force_flush(int(FLUSH_TIMEOUT * 1000)),
+        delivered=lambda: exporter.n,
+    )
+
+
+def _with_pipeline(call: Callable[[], object]) -> Subject:
+    """Configure otel-llm with one counting destination on a private provider, as a user would.
+
+    The helpers read the pipeline at call time, so ``call`` may be built before this runs.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import otel_llm
+    from otel_llm.destinations import Destination
+
+    class CountingDestination(Destination):
+        kind = "count"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def _export(self, records: Sequence[object]) -> bool:
+            self.n += len(records)
+            return True
+
+    sink = CountingDestination()
+    pipeline = otel_llm.configure(destinations=[sink], tracer_provider=TracerProvider())
+    return Subject(
+        call=call,
+        flush=lambda: pipeline.flush(FLUSH_TIMEOUT),
+        delivered=lambda: sink.n,
+        dropped=lambda: pipeline.stats()["dropped_reasons"],
+    )
+
+
+def observe() -> Subject:
+    """The decorator path: input captured from the arguments, output from the return value."""
+    import otel_llm
+
+    @otel_llm.observe(as_type="generation")
+    def generate(messages: list[dict[str, str]]) -> str:
+        otel_llm.update_current_observation(
+            model=payload.MODEL, model_parameters=payload.MODEL_PARAMETERS, usage=payload.USAGE
+        )
+        return payload.OUTPUT
+
+    return _with_pipeline(functools.partial(generate, payload.MESSAGES))
+
+
+def start_observation() -> Subject:
+    """The context-manager path: every field passed explicitly, no signature binding."""
+    import otel_llm
+
+    def call() -> None:
+        with otel_llm.start_generation(
+            "generation", model=payload.MODEL, model_parameters=payload.MODEL_PARAMETERS
+        ) as generation:
+            generation.update(input=payload.MESSAGES, output=payload.OUTPUT, usage=payload.USAGE)
+
+    return _with_pipeline(call)
+
+
+MODES: dict[str, Callable[[], Subject]] = {
+    "bare": bare,
+    "observe": observe,
+    "start_observation": start_observation,
+}
+"""Mode name -> factory, in the order the report lists them; the baseline first."""
+
+
+if __name__ == "__main__":
+    sys.exit(mode_main(MODES))
