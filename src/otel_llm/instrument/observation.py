@@ -232,7 +232,7 @@ def _field_attributes(
     start_ns: int | None,
     metadata_base: dict[str, Any] | None,
     *,
-    input: Any = UNSET,  # noqa: A002
+    input: Any = UNSET,
     output: Any = UNSET,
     metadata: Any = None,
     model: Any = None,
