@@ -6,6 +6,8 @@ import gc
 import json
 import threading
 
+import pytest
+
 import otel_llm
 
 
@@ -224,3 +226,43 @@ def test_flush_ends_objects_of_finished_tasks(
     asyncio.run(handle())
     client.flush()
     assert sorted(s.name for s in memory.spans) == ["child", "request"]
+
+
+def test_client_with_langfuse_keys_sends_to_langfuse() -> None:
+    from tests.otlp_http_server import OTLPHTTPServer
+
+    with OTLPHTTPServer() as server:
+        client = otel_llm.Client(public_key="pk-lf-test", secret_key="sk-lf-test", host=server.url)
+        trace = client.trace(name="simple-query", user_id="user-123", input="q")
+        trace.generation(name="openai-generation", model="gpt-4o-mini").end(output="a")
+        trace.end()
+        assert client.flush(10.0)
+        spans = server.spans("/api/public/otel/v1/traces")
+        assert sorted(s.name for s in spans) == ["openai-generation", "simple-query"]
+        request = server.requests_to("/api/public/otel/v1/traces")[0]
+        assert request.headers["authorization"].startswith("Basic ")
+        # a second client with the same keys does not add a second destination
+        otel_llm.Client(public_key="pk-lf-test", secret_key="sk-lf-test", host=server.url)
+        from otel_llm import runtime
+
+        pipeline = runtime.current().pipeline
+        assert pipeline is not None
+        assert [d.kind for d in pipeline.destinations] == ["langfuse"]
+
+
+def test_langfuse_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.otlp_http_server import OTLPHTTPServer
+
+    mp = monkeypatch
+    with OTLPHTTPServer() as server:
+        mp.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-env")
+        mp.setenv("LANGFUSE_SECRET_KEY", "sk-lf-env")
+        mp.setenv("LANGFUSE_HOST", server.url)
+        from opentelemetry.sdk.trace import TracerProvider
+
+        p = otel_llm.configure(tracer_provider=TracerProvider())
+        assert [d.kind for d in p.destinations] == ["langfuse"]
+        with otel_llm.start_generation("g", model="m"):
+            pass
+        assert p.flush(10.0)
+        assert [s.name for s in server.spans("/api/public/otel/v1/traces")] == ["g"]

@@ -15,6 +15,7 @@ EXPECTED = {
     "Destination",
     "InMemory",
     "LLMSpanProcessor",
+    "Langfuse",
     "Observation",
     "Pipeline",
     "__version__",

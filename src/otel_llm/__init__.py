@@ -10,7 +10,7 @@ from __future__ import annotations
 from otel_llm._version import __version__
 from otel_llm.config import Pipeline, configure, flush, shutdown
 from otel_llm.context import propagate_attributes
-from otel_llm.destinations import Console, Destination, InMemory
+from otel_llm.destinations import Console, Destination, InMemory, Langfuse
 from otel_llm.errors import ConfigError
 from otel_llm.instrument.client import Client
 from otel_llm.instrument.current import (
@@ -33,6 +33,7 @@ __all__ = [
     "Destination",
     "InMemory",
     "LLMSpanProcessor",
+    "Langfuse",
     "Observation",
     "Pipeline",
     "__version__",

@@ -29,13 +29,33 @@ from otel_llm import semconv
 from otel_llm.serialize import to_json
 
 __all__ = [
-    "CONTENT_KEYS",
+    "LF_COMPLETION_START_TIME",
+    "LF_COST_DETAILS",
+    "LF_ENVIRONMENT",
+    "LF_INPUT",
+    "LF_IS_APP_ROOT",
+    "LF_LEVEL",
+    "LF_METADATA",
+    "LF_MODEL_NAME",
+    "LF_MODEL_PARAMETERS",
+    "LF_OUTPUT",
+    "LF_PROMPT_NAME",
+    "LF_PROMPT_VERSION",
+    "LF_RELEASE",
+    "LF_STATUS_MESSAGE",
+    "LF_TRACE_INPUT",
+    "LF_TRACE_METADATA_PREFIX",
+    "LF_TRACE_NAME",
+    "LF_TRACE_OUTPUT",
+    "LF_TRACE_TAGS",
+    "LF_TYPE",
+    "LF_USAGE_DETAILS",
+    "LF_VERSION",
     "TRACE_FIELD_KEYS",
     "cost_details",
     "langfuse_scope",
     "model_parameters",
     "share_trace_fields",
-    "strip_content",
     "to_langfuse",
     "usage_details",
 ]
@@ -65,7 +85,6 @@ LF_ENVIRONMENT: Final = "langfuse.environment"
 LF_IS_APP_ROOT: Final = "langfuse.internal.is_app_root"
 
 # --- ours that semconv.py does not name yet ------------------------------------------
-_OBSERVATION_VERSION: Final = "otel_llm.observation.version"
 _COST_PARTS: Final = {
     "otel_llm.cost.input": "input",
     "otel_llm.cost.output": "output",
@@ -85,40 +104,6 @@ TRACE_FIELD_KEYS: Final = frozenset(
     }
 )
 """Trace-level keys (plus ``langfuse.trace.metadata.*``) the server reads per span."""
-
-CONTENT_KEYS: Final = frozenset(
-    {
-        semconv.OBSERVATION_INPUT,
-        semconv.OBSERVATION_OUTPUT,
-        semconv.TRACE_INPUT,
-        semconv.TRACE_OUTPUT,
-        semconv.GEN_AI_INPUT_MESSAGES,
-        semconv.GEN_AI_OUTPUT_MESSAGES,
-        semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
-        "gen_ai.tool.call.arguments",
-        "gen_ai.tool.call.result",
-        "gen_ai.prompt",
-        "gen_ai.completion",
-        "traceloop.entity.input",
-        "traceloop.entity.output",
-        "input.value",
-        "output.value",
-        "input",
-        "output",
-        LF_INPUT,
-        LF_OUTPUT,
-        LF_TRACE_INPUT,
-        LF_TRACE_OUTPUT,
-    }
-)
-"""Attributes that hold prompts, completions or tool payloads (dropped when content is off)."""
-
-_CONTENT_PREFIXES: Final = (
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-    "llm.input_messages.",
-    "llm.output_messages.",
-)
 
 # Lower-precedence I/O sources the server would otherwise use, in its order (§5.1):
 # when only one of our input/output exists, the other comes from here so that
@@ -252,10 +237,10 @@ def _trace_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
         if value is not None:
             out[theirs] = value if isinstance(value, str) else to_json(value)
             del out[ours]
-    version = get(_OBSERVATION_VERSION)
+    version = get(semconv.OBSERVATION_VERSION)
     if version is not None:  # Langfuse has one key for trace and observation version
         out[LF_VERSION] = str(version)
-        del out[_OBSERVATION_VERSION]
+        del out[semconv.OBSERVATION_VERSION]
     for key in (semconv.USER_ID, semconv.SESSION_ID):
         value = get(key)
         if value is not None and not isinstance(value, str):
@@ -425,15 +410,6 @@ def share_trace_fields(spans: Sequence[tuple[int, MutableMapping[str, Any]]]) ->
     for trace_id, attributes in spans:
         for key, value in shared[trace_id].items():
             attributes.setdefault(key, value)
-
-
-def strip_content(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy without prompts, completions and tool payloads (``capture_content=False``)."""
-    return {
-        k: v
-        for k, v in attributes.items()
-        if k not in CONTENT_KEYS and not k.startswith(_CONTENT_PREFIXES)
-    }
 
 
 def langfuse_scope(scope: InstrumentationScope | None) -> InstrumentationScope | None:

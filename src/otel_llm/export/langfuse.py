@@ -57,6 +57,7 @@ _TRACES_PATH = "/api/public/otel/v1/traces"
 _SCORES_PATH = "/api/public/scores"
 _INGESTION_VERSION = "4"
 _MASK = "[secure]"
+_MAX_REQUEST_BYTES = 3 * 2**20  # uncompressed estimate; proxies in front of Langfuse cut ~4 MB
 _MEMORY = 8192  # filtered-out spans and trace environments remembered across batches
 _SECRET_RESOURCE_KEYS = frozenset({"token"})  # an APM's token must never reach Langfuse
 _TRANSPORT_HEADERS = frozenset(
@@ -85,10 +86,12 @@ class Langfuse(Destination):
         block_scopes: instrumentation scopes never sent (exact or ``prefix*``).
         allow_scopes: if given, only these scopes are sent.
         export_all_spans: send every span, not only LLM-related ones.
-        capture_content: False drops inputs, outputs and messages for this
-            destination; None/True send what the pipeline captured.
+        capture_content: False drops inputs, outputs, messages and metadata for
+            this destination; None/True send what the pipeline captured.
         name: key in ``stats()``; default ``"langfuse"``.
         timeout: seconds per export request (retries included).
+        sample_rate: fraction of traces this destination keeps (after the
+            pipeline's own sampling); None keeps all.
 
     Raises:
         ConfigError: a key is missing or the host is not an http(s) URL.
@@ -108,23 +111,32 @@ class Langfuse(Destination):
         capture_content: bool | None = None,
         name: str | None = None,
         timeout: float = 10.0,
+        sample_rate: float | None = None,
     ) -> None:
-        super().__init__(name=name, block_scopes=block_scopes, allow_scopes=allow_scopes)
+        super().__init__(
+            name=name,
+            block_scopes=block_scopes,
+            allow_scopes=allow_scopes,
+            sample_rate=sample_rate,
+            capture_content=capture_content,
+        )
         self._public_key = _key("public_key", public_key, "LANGFUSE_PUBLIC_KEY", "sk-lf-")
         secret = _key("secret_key", secret_key, "LANGFUSE_SECRET_KEY", "pk-lf-")
         self._host = _host(host)
         if not isinstance(export_all_spans, bool):
             raise ConfigError("export_all_spans", "must be True or False")
-        if capture_content is not None and not isinstance(capture_content, bool):
-            raise ConfigError("capture_content", "must be True, False or None")
         self._export_all = export_all_spans
-        self._capture_content = capture_content
         self._timeout = _timeout(timeout)
         credentials = base64.b64encode(f"{self._public_key}:{secret}".encode()).decode("ascii")
         self._auth = {"Authorization": f"Basic {credentials}"}
         self._headers = {**self._auth, "x-langfuse-ingestion-version": _INGESTION_VERSION}
+        # worker thread: what earlier batches taught us (bounded)
+        self._removed: OrderedDict[tuple[int, int], tuple[int | None, bool]] = OrderedDict()
+        self._environments: OrderedDict[str, str] = OrderedDict()
+        self._renamed_scopes: dict[int, tuple[InstrumentationScope, InstrumentationScope]] = {}
+        self._resources: dict[int, tuple[Resource, Resource]] = {}
         self._open_transport()
-        os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+        os.register_at_fork(after_in_child=_weak_call(self._open_transport))
 
     # -- transport (one place: a later version swaps in our encoder and retry loop) ----
     def _open_transport(self) -> None:
@@ -141,37 +153,41 @@ class Langfuse(Destination):
         session.verify = True
         session.cert = None
         self._scores_session = requests.Session()
-        # worker thread
-        self._removed: OrderedDict[tuple[int, int], tuple[int | None, bool]] = OrderedDict()
-        self._environments: OrderedDict[str, str] = OrderedDict()
-        self._renamed_scopes: dict[int, tuple[InstrumentationScope, InstrumentationScope]] = {}
-        self._resources: dict[int, tuple[Resource, Resource]] = {}
-
-    def _after_fork_in_child(self) -> None:
-        # The parent's pooled connections belong to the parent.
-        self._open_transport()
+        # Also run in a forked child: the parent's pooled connections stay the parent's.
 
     def _send(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Deliver one batch; True when the server accepted it."""
+        """Deliver a batch in requests of at most a few MB; True when all were accepted.
+
+        Stops at the first failure (the stock exporter has already retried it).
+        """
         with _suppressed():
-            return self._exporter.export(spans) is SpanExportResult.SUCCESS
+            for chunk in _chunks(spans, _MAX_REQUEST_BYTES):
+                if self._exporter.export(chunk) is not SpanExportResult.SUCCESS:
+                    return False
+        return True
 
     # -- worker thread --------------------------------------------------------------
     def select(self, records: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
-        """Scope filter, LLM-only filter, id check; kept spans re-attached to kept ancestors."""
-        allowed = super().select(records)
-        allowed_ids = None if allowed is records else {id(r) for r in allowed}
-        kept: list[SpanRecord] = []
-        removed = self._removed
+        """LLM-only filter, then the base filters, then the id check.
+
+        Kept spans whose parent was filtered out (in this batch or a recent one)
+        are re-attached to their nearest ancestor that was not.
+        """
+        candidates: list[SpanRecord] = []
         for record in records:
-            if (allowed_ids is not None and id(record) not in allowed_ids) or not (
-                self._export_all or is_llm_related(record.attributes)
-            ):
-                removed[(record.trace_id, record.span_id)] = (
-                    record.parent_span_id,
-                    record.parent_is_remote,
-                )
-            elif _valid_ids(record):
+            if self._export_all or is_llm_related(record.attributes):
+                candidates.append(record)
+            else:
+                self._remember_removed(record)
+        allowed = super().select(candidates)  # scopes, sampling, content (maybe copies)
+        if len(allowed) < len(candidates):
+            keys = {(r.trace_id, r.span_id) for r in allowed}
+            for record in candidates:
+                if (record.trace_id, record.span_id) not in keys:
+                    self._remember_removed(record)
+        kept: list[SpanRecord] = []
+        for record in allowed:
+            if _valid_ids(record):
                 kept.append(record)
             else:
                 self._count("dropped")
@@ -181,9 +197,16 @@ class Langfuse(Destination):
                     "span with a zero or out-of-range trace/span id dropped (Langfuse would "
                     "reject the whole batch)",
                 )
+        removed = self._removed
         while len(removed) > _MEMORY:
             removed.popitem(last=False)
         return [self._reparent(r) for r in kept] if removed else kept
+
+    def _remember_removed(self, record: SpanRecord) -> None:
+        self._removed[(record.trace_id, record.span_id)] = (
+            record.parent_span_id,
+            record.parent_is_remote,
+        )
 
     def _reparent(self, record: SpanRecord) -> SpanRecord:
         """The record, or a copy whose parent is its nearest ancestor not filtered out."""
@@ -215,20 +238,14 @@ class Langfuse(Destination):
 
     def _attributes(self, record: SpanRecord) -> dict[str, Any] | None:
         with guard(f"destination.{self.name}.dialect"):
-            source: Mapping[str, Any] = record.attributes
-            if self._capture_content is False:
-                source = dialect.strip_content(source)
-            return dialect.to_langfuse(source)
+            return dialect.to_langfuse(record.attributes)
         self._count("dropped")
         return None
 
     def _readable(self, record: SpanRecord, attributes: dict[str, Any]) -> ReadableSpan:
         scope = self._scope_for(record.scope)
-        events = record.events
-        if self._capture_content is False and events:
-            events = tuple(e for e in events if not e.name.startswith("gen_ai."))
-        if scope is not record.scope or events is not record.events:
-            record = dataclasses.replace(record, scope=scope, events=events)
+        if scope is not record.scope:
+            record = dataclasses.replace(record, scope=scope)
         return record_to_readable(
             record, attributes=attributes, resource=self._resource_for(record.resource)
         )
@@ -414,6 +431,32 @@ def _valid_ids(record: SpanRecord) -> bool:
         and 0 < record.span_id < 1 << 64
         and (parent is None or 0 < parent < 1 << 64)
     )
+
+
+def _chunks(spans: Sequence[ReadableSpan], limit: int) -> Iterator[Sequence[ReadableSpan]]:
+    """Consecutive runs of spans whose estimated encoded size stays under ``limit``."""
+    start, size = 0, 0
+    for index, span in enumerate(spans):
+        estimate = _estimated_size(span)
+        if size + estimate > limit and index > start:
+            yield spans[start:index]
+            start, size = index, 0
+        size += estimate
+    if start < len(spans):
+        yield spans[start:] if start else spans
+
+
+def _estimated_size(span: ReadableSpan) -> int:
+    """Roughly the span's protobuf size: its text plus a fixed overhead per value."""
+    size = 128 + len(span.name)
+    for attributes in (span.attributes, *(event.attributes for event in span.events)):
+        for key, value in (attributes or {}).items():
+            size += 16 + len(key)
+            if isinstance(value, str):
+                size += len(value)
+            elif isinstance(value, (list, tuple)):
+                size += sum(len(v) if isinstance(v, str) else 8 for v in value)
+    return size
 
 
 def _pipeline_environment() -> str | None:

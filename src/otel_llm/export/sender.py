@@ -1,0 +1,216 @@
+"""The background sender every network destination owns: a bounded queue and one thread.
+
+The processor's worker encodes a batch and hands the bytes here; this thread does
+the network I/O with retries, so a slow or dead backend never holds up the
+processor, other destinations, or the app. What cannot be delivered (retries
+exhausted, auth refused, queue full, deadline at shutdown) goes to the spool when
+one is configured, and is counted as dropped otherwise — never silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from otel_llm.diagnostics import log_once, report, strict
+from otel_llm.export.retry import Outcome, Transport, send_with_retry
+
+__all__ = ["Batch", "Sender", "Spool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One encoded export request and how many spans it carries."""
+
+    body: bytes
+    spans: int
+    attempts: int = 0
+
+
+class Spool(Protocol):
+    """Where undeliverable batches wait (disk); implemented by the reliability layer."""
+
+    def put(self, batch: Batch) -> bool:
+        """Keep ``batch``; False if it could not be kept (then it is dropped, counted)."""
+        ...
+
+    def take(self) -> Batch | None:
+        """The oldest kept batch, removed from the spool, or None."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+Counter = Callable[[str, int], None]
+
+
+class Sender:
+    """Delivers batches through ``transport`` from a thread of its own."""
+
+    def __init__(
+        self,
+        name: str,
+        transport: Transport,
+        count: Counter,
+        *,
+        spool: Spool | None = None,
+        max_queue_batches: int = 64,
+        export_timeout: float = 30.0,
+        attempt_timeout: float = 10.0,
+    ) -> None:
+        self._name = name
+        self._transport = transport
+        self._count = count
+        self._spool = spool
+        self._max_queue = max_queue_batches
+        self._export_timeout = export_timeout
+        self._attempt_timeout = attempt_timeout
+        self._stop = threading.Event()
+        self._closed = False
+        self._start()
+        os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+
+    def _start(self) -> None:
+        self._queue: deque[Batch] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()  # guards _queue membership changes with _idle
+        self._thread = threading.Thread(
+            target=self._run, name=f"otel-llm-sender-{self._name}", daemon=True
+        )
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        lost = sum(b.spans for b in self._queue)
+        if lost:
+            self._count("dropped", lost)
+        self._stop = threading.Event()
+        self._start()
+
+    # -- processor worker thread ----------------------------------------------------
+    def submit(self, batch: Batch) -> None:
+        """Queue ``batch`` for delivery (never blocks)."""
+        if self._closed:
+            self._keep_or_drop(batch, "closed")
+            return
+        with self._lock:
+            if len(self._queue) >= self._max_queue:
+                full = True
+            else:
+                full = False
+                self._queue.append(batch)
+                self._idle.clear()
+        if full:
+            self._keep_or_drop(batch, "queue_full")
+            return
+        self._wake.set()
+
+    # -- sender thread --------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while not self._stop.is_set():
+                with self._lock:
+                    batch = self._queue.popleft() if self._queue else None
+                if batch is None:
+                    break
+                try:
+                    self._deliver(batch)
+                except Exception as exc:
+                    report(f"sender.{self._name}", exc)
+                    self._count("failed", batch.spans)
+                    if strict():
+                        raise
+            with self._lock:
+                if not self._queue:
+                    self._idle.set()
+
+    def _deliver(self, batch: Batch) -> None:
+        deadline = time.monotonic() + self._export_timeout
+        outcome, attempts = send_with_retry(
+            self._transport,
+            batch.body,
+            deadline=deadline,
+            stop=self._stop,
+            attempt_timeout=self._attempt_timeout,
+            on_retry=lambda _o: self._count("retried", 1),
+        )
+        if outcome.ok:
+            self._count("exported", batch.spans - outcome.rejected)
+            if outcome.rejected:
+                self._count("rejected", outcome.rejected)
+            return
+        kept = Batch(batch.body, batch.spans, batch.attempts + attempts)
+        if outcome.retryable or outcome.is_auth_error:
+            # Auth errors keep spooling: nothing is lost when the keys are fixed.
+            self._log_failure(outcome)
+            self._keep_or_drop(kept, f"status_{outcome.status}")
+        else:
+            self._log_failure(outcome)
+            self._count("failed", batch.spans)
+
+    def _log_failure(self, outcome: Outcome) -> None:
+        hint = " (check the destination's keys)" if outcome.is_auth_error else ""
+        log_once(
+            f"destination.{self._name}",
+            f"status.{outcome.status}",
+            f"export failed with {outcome.status}{hint}: {outcome.message[:200]}",
+            level=logging.ERROR if not outcome.retryable else logging.WARNING,
+        )
+
+    def _keep_or_drop(self, batch: Batch, reason: str) -> None:
+        if self._spool is not None and self._spool.put(batch):
+            self._count("spooled", batch.spans)
+            return
+        self._count("dropped", batch.spans)
+        log_once(
+            f"destination.{self._name}",
+            f"dropped.{reason}",
+            f"dropping spans ({reason}); see stats()",
+        )
+
+    # -- any thread -------------------------------------------------------------------
+    @property
+    def queued_batches(self) -> int:
+        return len(self._queue)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued so far was attempted, at most ``timeout``."""
+        self._wake.set()
+        return self._idle.wait(max(0.0, timeout))
+
+    def shutdown(self, timeout: float) -> bool:
+        """Deliver what can be within ``timeout``; spool (or count) the rest; stop."""
+        deadline = time.monotonic() + timeout
+        done = self.flush(timeout)
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftover = list(self._queue)
+            self._queue.clear()
+        for batch in leftover:
+            self._keep_or_drop(batch, "shutdown_deadline")
+        self._transport.close()
+        return done and not leftover
+
+
+def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
