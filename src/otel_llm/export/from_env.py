@@ -16,9 +16,10 @@ __all__ = ["destinations_from_env"]
 
 def destinations_from_env() -> list[Destination]:
     found: list[Destination] = []
-    if os.environ.get("LANGFUSE_PUBLIC_KEY", "").strip() and os.environ.get(
-        "LANGFUSE_SECRET_KEY", ""
-    ).strip():
+    if (
+        os.environ.get("LANGFUSE_PUBLIC_KEY", "").strip()
+        and os.environ.get("LANGFUSE_SECRET_KEY", "").strip()
+    ):
         from otel_llm.export.langfuse import Langfuse
 
         found.append(Langfuse())
