@@ -138,7 +138,8 @@ class Destination:
         except Exception:
             self._count("failed", len(selected))
             raise
-        self._count("exported" if ok else "failed", len(selected))
+        if ok is not None:  # None: the destination counts delivery itself (async senders)
+            self._count("exported" if ok else "failed", len(selected))
 
     def select(self, records: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
         """The records this destination sends: scope filter, then its own sample rate.
@@ -164,7 +165,9 @@ class Destination:
             self._count("scores_exported")
 
     # -- subclass hooks -------------------------------------------------------------
-    def _export(self, records: Sequence[SpanRecord]) -> bool:
+    def _export(self, records: Sequence[SpanRecord]) -> bool | None:
+        """Send ``records``: True/False counts them exported/failed, None leaves counting
+        to the destination (senders that deliver later from their own thread)."""
         raise NotImplementedError
 
     def _export_score(self, score: Score) -> bool:

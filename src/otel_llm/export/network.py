@@ -1,0 +1,126 @@
+"""NetworkDestination: shape records for one backend, encode them, hand them to a Sender.
+
+Runs on the processor's worker thread: per record, the destination's dialect
+(which attribute vocabulary the backend reads) and its own resource (which may
+hold a secret such as an APM token — on this destination's copy only); then our
+encoder turns each chunk into one request. Delivery happens on the Sender's
+thread, which counts exported / failed / spooled / dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+
+from otel_llm.errors import ConfigError
+from otel_llm.export.base import Destination
+from otel_llm.export.dialects import DIALECTS, Dialect
+from otel_llm.export.encoder import encode
+from otel_llm.export.retry import Transport
+from otel_llm.export.sender import Batch, Sender, Spool
+from otel_llm.processing.record import SpanRecord
+
+__all__ = ["NetworkDestination"]
+
+_CHUNK_SPANS = 512
+DEFAULT_MAX_REQUEST_BYTES = 3_000_000
+"""Langfuse and most collectors accept 4 MB+; staying below leaves room for headers."""
+
+
+class NetworkDestination(Destination):
+    """Base of every destination that sends OTLP over the network."""
+
+    def __init__(
+        self,
+        *,
+        dialect: str = "genai",
+        resource_attributes: Mapping[str, Any] | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        name: str | None = None,
+        block_scopes: Iterable[str] = (),
+        allow_scopes: Iterable[str] | None = None,
+        sample_rate: float | None = None,
+        capture_content: bool | None = None,
+    ) -> None:
+        super().__init__(
+            name=name,
+            block_scopes=block_scopes,
+            allow_scopes=allow_scopes,
+            sample_rate=sample_rate,
+            capture_content=capture_content,
+        )
+        if dialect not in DIALECTS:
+            raise ConfigError("dialect", f"{dialect!r} is not one of {', '.join(DIALECTS)}")
+        self.dialect = dialect
+        self._shape_attributes: Dialect = DIALECTS[dialect]
+        self._resource_overrides = dict(resource_attributes or {})
+        self._merged: dict[int, tuple[Resource, Resource]] = {}  # worker thread only
+        self._max_request_bytes = max_request_bytes
+        self._sender: Sender | None = None
+        self._scope_rename: Callable[[str], str] | None = None
+
+    def _start_sender(
+        self, transport: Transport, spool: Spool | None = None, attempt_timeout: float = 10.0
+    ) -> None:
+        self._sender = Sender(
+            self.name, transport, self._count, spool=spool, attempt_timeout=attempt_timeout
+        )
+
+    # -- worker thread ------------------------------------------------------------------
+    def _export(self, records: Sequence[SpanRecord]) -> bool | None:
+        sender = self._sender
+        if sender is None:
+            self._count("dropped", len(records))
+            return None
+        shaped = self._shape(records)
+        for start in range(0, len(shaped), _CHUNK_SPANS):
+            self._submit(shaped[start : start + _CHUNK_SPANS], sender)
+        return None  # the sender counts delivery
+
+    def _submit(self, chunk: Sequence[SpanRecord], sender: Sender) -> None:
+        body = encode(chunk, scope_rename=self._scope_rename)
+        if len(body) > self._max_request_bytes and len(chunk) > 1:
+            middle = len(chunk) // 2
+            self._submit(chunk[:middle], sender)
+            self._submit(chunk[middle:], sender)
+            return
+        sender.submit(Batch(self._finish_body(body), len(chunk)))
+
+    def _finish_body(self, body: bytes) -> bytes:
+        """Hook for a wire format other than protobuf (OTLP/JSON)."""
+        return body
+
+    def _shape(self, records: Sequence[SpanRecord]) -> list[SpanRecord]:
+        """Records as this backend should see them (copies; the shared ones stay intact)."""
+        shape = self._shape_attributes
+        out = []
+        for record in records:
+            attributes = shape(record.attributes)
+            resource = self._resource_for(record.resource)
+            if attributes is record.attributes and resource is record.resource:
+                out.append(record)
+            else:
+                out.append(dataclasses.replace(record, attributes=attributes, resource=resource))
+        return out
+
+    def _resource_for(self, resource: Resource) -> Resource:
+        if not self._resource_overrides:
+            return resource
+        cached = self._merged.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        merged = resource.merge(Resource(self._resource_overrides))
+        if len(self._merged) > 256:
+            self._merged.clear()
+        self._merged[id(resource)] = (resource, merged)
+        return merged
+
+    # -- any thread ---------------------------------------------------------------------
+    def _force_flush(self, timeout: float) -> bool:
+        return self._sender.flush(timeout) if self._sender is not None else True
+
+    def _shutdown(self, timeout: float) -> bool:
+        return self._sender.shutdown(timeout) if self._sender is not None else True
