@@ -10,7 +10,7 @@ from __future__ import annotations
 from otel_llm._version import __version__
 from otel_llm.config import Pipeline, configure, flush, shutdown
 from otel_llm.context import propagate_attributes
-from otel_llm.destinations import Console, Destination, InMemory, Langfuse
+from otel_llm.destinations import OTLP, Console, Destination, InMemory, Langfuse, TencentAPM
 from otel_llm.errors import ConfigError
 from otel_llm.instrument.client import Client
 from otel_llm.instrument.current import (
@@ -27,6 +27,7 @@ from otel_llm.instrument.observe import observe
 from otel_llm.processing.processor import LLMSpanProcessor
 
 __all__ = [
+    "OTLP",
     "Client",
     "ConfigError",
     "Console",
@@ -36,6 +37,7 @@ __all__ = [
     "Langfuse",
     "Observation",
     "Pipeline",
+    "TencentAPM",
     "__version__",
     "configure",
     "create_trace_id",

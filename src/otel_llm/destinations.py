@@ -6,5 +6,7 @@ from otel_llm.export.base import Destination
 from otel_llm.export.console import Console
 from otel_llm.export.langfuse import Langfuse
 from otel_llm.export.memory import InMemory
+from otel_llm.export.otlp import OTLP
+from otel_llm.export.tencent import TencentAPM
 
-__all__ = ["Console", "Destination", "InMemory", "Langfuse"]
+__all__ = ["OTLP", "Console", "Destination", "InMemory", "Langfuse", "TencentAPM"]
