@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
 import orjson
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_llm import semconv
 from otel_llm.serialize import to_json
@@ -53,7 +52,7 @@ __all__ = [
     "LF_VERSION",
     "TRACE_FIELD_KEYS",
     "cost_details",
-    "langfuse_scope",
+    "langfuse_scope_name",
     "model_parameters",
     "share_trace_fields",
     "to_langfuse",
@@ -412,25 +411,17 @@ def share_trace_fields(spans: Sequence[tuple[int, MutableMapping[str, Any]]]) ->
             attributes.setdefault(key, value)
 
 
-def langfuse_scope(scope: InstrumentationScope | None) -> InstrumentationScope | None:
-    """The scope to export: renamed when the server would special-case its name.
+def langfuse_scope_name(name: str) -> str:
+    """The scope name to export: renamed when the server would special-case it.
 
     Names containing "langfuse" switch on Langfuse-SDK handling (metadata is
     dropped, write-path heuristics), and ``ai``, ``pydantic-ai`` and
     ``genkit-tracer`` switch on vendor parsers that bypass the dialect. Those
     become ``otel-llm/<name>`` with "langfuse" spelled "lf".
     """
-    if scope is None:
-        return None
-    name = scope.name
     if name not in _RESERVED_SCOPES and "langfuse" not in name.lower():
-        return scope
-    return InstrumentationScope(
-        _SCOPE_PREFIX + _LANGFUSE.sub("lf", name),
-        scope.version,
-        scope.schema_url,
-        scope.attributes,
-    )
+        return name
+    return _SCOPE_PREFIX + _LANGFUSE.sub("lf", name)
 
 
 # --- small total helpers ---------------------------------------------------------------

@@ -22,32 +22,24 @@ import base64
 import dataclasses
 import math
 import os
-import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import requests
-from opentelemetry import context as otel_context
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from requests.adapters import HTTPAdapter
-from requests.models import PreparedRequest
 
 from otel_llm import runtime
 from otel_llm.diagnostics import guard, log_once
 from otel_llm.errors import ConfigError
 from otel_llm.export import dialect_langfuse as dialect
-from otel_llm.export.base import Destination
+from otel_llm.export.http_transport import HttpTransport
+from otel_llm.export.network import NetworkDestination
+from otel_llm.export.sender import Batch, Sender
 from otel_llm.processing.entry import is_llm_related
-from otel_llm.processing.record import SpanRecord, record_to_readable
+from otel_llm.processing.record import SpanRecord
 from otel_llm.scores import Score
 
 __all__ = ["DEFAULT_HOST", "Langfuse"]
@@ -57,24 +49,12 @@ _TRACES_PATH = "/api/public/otel/v1/traces"
 _SCORES_PATH = "/api/public/scores"
 _INGESTION_VERSION = "4"
 _MASK = "[secure]"
-_MAX_REQUEST_BYTES = 3 * 2**20  # uncompressed estimate; proxies in front of Langfuse cut ~4 MB
+_MAX_REQUEST_BYTES = 3 * 2**20  # proxies in front of Langfuse cut requests at ~4 MB
 _MEMORY = 8192  # filtered-out spans and trace environments remembered across batches
 _SECRET_RESOURCE_KEYS = frozenset({"token"})  # an APM's token must never reach Langfuse
-_TRANSPORT_HEADERS = frozenset(
-    {
-        "accept",
-        "accept-encoding",
-        "connection",
-        "content-encoding",
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "user-agent",
-    }
-)
 
 
-class Langfuse(Destination):
+class Langfuse(NetworkDestination):
     """Send LLM spans and scores to a Langfuse server.
 
     Args:
@@ -114,6 +94,8 @@ class Langfuse(Destination):
         sample_rate: float | None = None,
     ) -> None:
         super().__init__(
+            dialect="langfuse",
+            max_request_bytes=_MAX_REQUEST_BYTES,
             name=name,
             block_scopes=block_scopes,
             allow_scopes=allow_scopes,
@@ -133,42 +115,34 @@ class Langfuse(Destination):
         # worker thread: what earlier batches taught us (bounded)
         self._removed: OrderedDict[tuple[int, int], tuple[int | None, bool]] = OrderedDict()
         self._environments: OrderedDict[str, str] = OrderedDict()
-        self._renamed_scopes: dict[int, tuple[InstrumentationScope, InstrumentationScope]] = {}
         self._resources: dict[int, tuple[Resource, Resource]] = {}
-        self._open_transport()
-        os.register_at_fork(after_in_child=_weak_call(self._open_transport))
-
-    # -- transport (one place: a later version swaps in our encoder and retry loop) ----
-    def _open_transport(self) -> None:
-        session = _pinned_session(self._headers)
-        self._exporter: SpanExporter = OTLPSpanExporter(
-            endpoint=self._host + _TRACES_PATH,
-            headers=self._headers,
-            timeout=self._timeout,
-            compression=Compression.Gzip,
-            session=session,
+        self._scope_rename = dialect.langfuse_scope_name
+        # Only our headers: never OTEL_EXPORTER_OTLP_HEADERS, which belong to another
+        # destination (often with its token). HttpTransport reads no environment.
+        secrets = (secret, credentials)
+        self._start_sender(
+            HttpTransport(self._host + _TRACES_PATH, headers=self._headers, secrets=secrets),
+            attempt_timeout=self._timeout,
         )
-        # The stock exporter applies OTEL_EXPORTER_OTLP_*CERTIFICATE / CLIENT_* files
-        # meant for another OTLP endpoint; Langfuse gets the default TLS settings.
-        session.verify = True
-        session.cert = None
-        self._scores_session = requests.Session()
-        # Also run in a forked child: the parent's pooled connections stay the parent's.
-
-    def _send(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Deliver a batch in requests of at most a few MB; True when all were accepted.
-
-        Stops at the first failure (the stock exporter has already retried it).
-        """
-        with _suppressed():
-            for chunk in _chunks(spans, _MAX_REQUEST_BYTES):
-                if self._exporter.export(chunk) is not SpanExportResult.SUCCESS:
-                    return False
-        return True
+        self._score_counts: Counter[str] = Counter()
+        self._score_lock = threading.Lock()
+        self._scores = Sender(
+            f"{self.name}-scores",
+            HttpTransport(
+                self._host + _SCORES_PATH,
+                headers=self._auth,
+                compression="none",
+                content_type="application/json",
+                secrets=secrets,
+            ),
+            self._count_score,
+            attempt_timeout=self._timeout,
+            export_timeout=self._timeout,
+        )
 
     # -- worker thread --------------------------------------------------------------
     def select(self, records: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
-        """LLM-only filter, then the base filters, then the id check.
+        """LLM-only filter, then the base filters (ids are checked when shaping).
 
         Kept spans whose parent was filtered out (in this batch or a recent one)
         are re-attached to their nearest ancestor that was not.
@@ -185,22 +159,10 @@ class Langfuse(Destination):
             for record in candidates:
                 if (record.trace_id, record.span_id) not in keys:
                     self._remember_removed(record)
-        kept: list[SpanRecord] = []
-        for record in allowed:
-            if _valid_ids(record):
-                kept.append(record)
-            else:
-                self._count("dropped")
-                log_once(
-                    f"destination.{self.name}",
-                    "bad_ids",
-                    "span with a zero or out-of-range trace/span id dropped (Langfuse would "
-                    "reject the whole batch)",
-                )
         removed = self._removed
         while len(removed) > _MEMORY:
             removed.popitem(last=False)
-        return [self._reparent(r) for r in kept] if removed else kept
+        return [self._reparent(r) for r in allowed] if removed else list(allowed)
 
     def _remember_removed(self, record: SpanRecord) -> None:
         self._removed[(record.trace_id, record.span_id)] = (
@@ -225,43 +187,34 @@ class Langfuse(Destination):
             record, parent_span_id=parent, parent_is_remote=remote and parent is not None
         )
 
-    def _export(self, records: Sequence[SpanRecord]) -> bool:
+    def _shape(self, records: Sequence[SpanRecord]) -> list[SpanRecord]:
+        """Langfuse attributes, trace fields shared within the batch, no secret resource keys."""
         prepared: list[tuple[SpanRecord, dict[str, Any]]] = []
         for record in records:
+            if not _valid_ids(record):
+                self._count("dropped")
+                log_once(
+                    f"destination.{self.name}",
+                    "bad_ids",
+                    "span with a zero or out-of-range trace/span id dropped (Langfuse would "
+                    "reject the whole batch)",
+                )
+                continue
             attributes = self._attributes(record)
             if attributes is not None:
                 prepared.append((record, attributes))
         dialect.share_trace_fields([(r.trace_id, a) for r, a in prepared])
-        spans = [self._readable(r, a) for r, a in prepared]
         self._remember_environments(prepared)
-        return self._send(spans) if spans else True
+        return [
+            dataclasses.replace(r, attributes=a, resource=self._resource_for(r.resource))
+            for r, a in prepared
+        ]
 
     def _attributes(self, record: SpanRecord) -> dict[str, Any] | None:
         with guard(f"destination.{self.name}.dialect"):
             return dialect.to_langfuse(record.attributes)
         self._count("dropped")
         return None
-
-    def _readable(self, record: SpanRecord, attributes: dict[str, Any]) -> ReadableSpan:
-        scope = self._scope_for(record.scope)
-        if scope is not record.scope:
-            record = dataclasses.replace(record, scope=scope)
-        return record_to_readable(
-            record, attributes=attributes, resource=self._resource_for(record.resource)
-        )
-
-    def _scope_for(self, scope: InstrumentationScope | None) -> InstrumentationScope | None:
-        if scope is None:
-            return None
-        cache = self._renamed_scopes
-        cached = cache.get(id(scope))
-        if cached is not None and cached[0] is scope:
-            return cached[1]
-        renamed = dialect.langfuse_scope(scope) or scope
-        if len(cache) >= 256:
-            cache.clear()
-        cache[id(scope)] = (scope, renamed)
-        return renamed
 
     def _resource_for(self, resource: Resource) -> Resource:
         cached = self._resources.get(id(resource))
@@ -289,29 +242,13 @@ class Langfuse(Destination):
             environments.popitem(last=False)
 
     def _export_score(self, score: Score) -> bool:
-        status = "no response"
-        delivered = False
-        try:
-            with _suppressed():
-                response = self._scores_session.post(
-                    self._host + _SCORES_PATH,
-                    data=orjson.dumps(self._score_body(score)),
-                    headers={**self._auth, "Content-Type": "application/json"},
-                    timeout=self._timeout,
-                )
-            status = f"HTTP {response.status_code}"
-            delivered = 200 <= response.status_code < 300
-        except requests.RequestException as exc:
-            status = type(exc).__name__
-        finally:
-            if not delivered:
-                self._count("scores_failed")
-                log_once(
-                    f"destination.{self.name}",
-                    f"score.{status}",
-                    f"score not delivered ({status})",
-                )
-        return delivered
+        """Queue the score for the public scores API (delivered from the scores sender)."""
+        self._scores.submit(Batch(orjson.dumps(self._score_body(score)), 1))
+        return False  # counted on delivery as scores_exported / scores_failed
+
+    def _count_score(self, key: str, n: int) -> None:
+        # Scores are not spooled: undeliverable ones are failures of the scores API.
+        self._count(f"scores_{'failed' if key == 'dropped' else key}", n)
 
     def _score_body(self, score: Score) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -333,12 +270,11 @@ class Langfuse(Destination):
 
     # -- any thread -----------------------------------------------------------------
     def _force_flush(self, timeout: float) -> bool:
-        return self._exporter.force_flush(int(timeout * 1000))
+        return super()._force_flush(timeout) and self._scores.flush(timeout)
 
     def _shutdown(self, timeout: float) -> bool:
-        self._exporter.shutdown()
-        self._scores_session.close()
-        return True
+        spans_done = super()._shutdown(timeout)
+        return self._scores.shutdown(max(0.1, timeout / 4)) and spans_done
 
     def __repr__(self) -> str:
         return (
@@ -433,84 +369,9 @@ def _valid_ids(record: SpanRecord) -> bool:
     )
 
 
-def _chunks(spans: Sequence[ReadableSpan], limit: int) -> Iterator[Sequence[ReadableSpan]]:
-    """Consecutive runs of spans whose estimated encoded size stays under ``limit``."""
-    start, size = 0, 0
-    for index, span in enumerate(spans):
-        estimate = _estimated_size(span)
-        if size + estimate > limit and index > start:
-            yield spans[start:index]
-            start, size = index, 0
-        size += estimate
-    if start < len(spans):
-        yield spans[start:] if start else spans
-
-
-def _estimated_size(span: ReadableSpan) -> int:
-    """Roughly the span's protobuf size: its text plus a fixed overhead per value."""
-    size = 128 + len(span.name)
-    for attributes in (span.attributes, *(event.attributes for event in span.events)):
-        for key, value in (attributes or {}).items():
-            size += 16 + len(key)
-            if isinstance(value, str):
-                size += len(value)
-            elif isinstance(value, (list, tuple)):
-                size += sum(len(v) if isinstance(v, str) else 8 for v in value)
-    return size
-
-
 def _pipeline_environment() -> str | None:
     pipeline = runtime.current().pipeline
     if pipeline is None:
         return None
     value = pipeline.settings.get("environment", (None, ""))[0]
     return value if isinstance(value, str) else None
-
-
-class _PinnedHeaders(HTTPAdapter):
-    """Sends exactly our headers plus transport ones.
-
-    The stock OTLP exporter merges ``OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`` into every
-    request. Those configure another OTLP destination (often with its token) and
-    must never reach Langfuse.
-    """
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        super().__init__()
-        self._pinned = dict(headers)
-
-    def add_headers(self, request: PreparedRequest, **kwargs: Any) -> None:
-        for key in [k for k in request.headers if k.lower() not in _TRANSPORT_HEADERS]:
-            del request.headers[key]
-        request.headers.update(self._pinned)
-
-
-def _pinned_session(headers: Mapping[str, str]) -> requests.Session:
-    session = requests.Session()
-    adapter = _PinnedHeaders(headers)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-@contextmanager
-def _suppressed() -> Iterator[None]:
-    """Our own HTTP calls are not traced (by us or by a requests instrumentation)."""
-    ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-    ctx = otel_context.set_value(otel_context._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
-    token = otel_context.attach(ctx)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
-
-
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call

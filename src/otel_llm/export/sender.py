@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from opentelemetry import context as otel_context
+
 from otel_llm.diagnostics import log_once, report, strict
 from otel_llm.export.retry import Outcome, Transport, send_with_retry
 
@@ -115,6 +117,9 @@ class Sender:
 
     # -- sender thread --------------------------------------------------------------
     def _run(self) -> None:
+        # Our own HTTP/gRPC calls must not be traced, by us or any instrumentation.
+        suppress = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+        otel_context.attach(suppress)
         while not self._stop.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
