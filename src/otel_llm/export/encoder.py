@@ -1,0 +1,520 @@
+"""SpanRecords straight to OTLP ``ExportTraceServiceRequest`` bytes, without proto objects.
+
+Same output as the stock ``encode_spans(spans).SerializeToString()`` for the same spans
+(byte for byte on valid data; a test pins it), grouped by resource then scope in order
+of first appearance, several times faster: resource and scope blocks are cached by
+identity, attribute keys and whole short ``(key, value)`` attributes by value, and each
+message is built bottom-up from ``bytes`` chunks joined once.
+
+Total for any record: a value protobuf cannot carry is replaced or dropped and counted
+in :func:`encoder_counts`, never raised. Each message first takes a fast path that never
+counts; anything odd there raises and the careful path redoes that message, counting.
+Where we differ from stock on such values (stock logs and drops the whole attribute):
+
+* lone surrogates in any string → U+FFFD (``string_replaced``);
+* an int outside int64 → its decimal string (``int_overflow_stringified``);
+* a top-level ``None`` value → attribute dropped (``none_dropped``; stock sends an empty
+  value); ``None`` inside a sequence or mapping → empty ``AnyValue``, like stock;
+* a value of another type → dropped at top level, empty ``AnyValue`` when nested
+  (``unsupported_value``); a non-str key → dropped (``invalid_key_dropped``);
+* nesting deeper than 32 → empty ``AnyValue`` (``depth_exceeded``);
+* a span, event, link, scope or resource field of the wrong type or out of range →
+  coerced: ids and times masked to their width, counts clamped, else zero/empty
+  (``field_repaired``); a raising ``scope_rename`` keeps the name (``scope_rename_failed``).
+
+Like stock: span ``flags`` carry only the has-/is-remote parent bits (not the W3C trace
+flags), link ``trace_state`` is not sent, the status message only with ``ERROR``. Unlike
+``encode_spans(record_to_readable(r))``, the record's ``dropped_*`` counts are sent (the
+rebuilt ``ReadableSpan`` loses them; stock sends them for a live SDK span).
+
+Thread-safe: the module caches are plain dicts (bounded, cleared when full); concurrent
+callers at worst compute an entry twice. Resource and scope blocks, cached by identity
+with the object kept alive, assume those objects are not mutated (the SDK freezes them),
+so a bad value in a resource or scope is counted the first time it is encoded.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.status import StatusCode
+
+from otel_llm.export._protowire import (
+    UINT64_MAX,
+    VARINT,
+    VARINT_TABLE_SIZE,
+    count,
+    counts,
+    encode_attributes,
+    get,
+    pack_fixed32,
+    tag,
+    text,
+    uint,
+    varint,
+    varint_size,
+)
+from otel_llm.processing.record import SpanRecord
+
+__all__ = ["DEFAULT_MAX_BYTES", "encode", "encode_batches", "encoder_counts"]
+
+DEFAULT_MAX_BYTES = 3_000_000
+
+_U32 = (1 << 32) - 1
+_M64 = UINT64_MAX
+_VN = VARINT_TABLE_SIZE
+
+# Span {1 trace_id, 2 span_id, 3 trace_state, 4 parent_span_id, 5 name, 6 kind, 7 start,
+# 8 end, 9 attributes, 10 dropped_attributes, 11 events, 12 dropped_events, 13 links,
+# 14 dropped_links, 15 status, 16 flags}.
+_IDS = struct.Struct(">BBQQBBQ")  # trace_id (16 bytes) and span_id (8 bytes), with tags
+_SP_TRACE_STATE, _SP_NAME, _SP_ATTR = tag(3, 2), tag(5, 2), tag(9, 2)
+_SP_PARENT = tag(4, 2) + b"\x08"
+_SP_TIMES = struct.Struct("<BQBQ")
+_SP_START, _SP_END = 7 << 3 | 1, 8 << 3 | 1
+_SP_DROPPED = (tag(10, 0), tag(12, 0), tag(14, 0))
+_SP_EVENT, _SP_LINK, _SP_STATUS = tag(11, 2), tag(13, 2), tag(15, 2)
+_SP_FLAGS = (tag(16, 5) + pack_fixed32(0x100), tag(16, 5) + pack_fixed32(0x300))
+_KIND = {k: tag(6, 0) + varint(k.value + 1) for k in SpanKind}
+_ST_MESSAGE, _ST_CODE = tag(2, 2), tag(3, 0)
+_STATUS = {
+    c: _SP_STATUS + (b"\x02" + _ST_CODE + varint(c.value) if c.value else b"\x00")
+    for c in StatusCode
+}
+# Event {1 time, 2 name, 3 attributes, 4 dropped}; Link {1 trace_id, 2 span_id,
+# 4 attributes, 5 dropped, 6 flags}; Scope {1 name, 2 version, 3 attributes};
+# Resource {1 attributes}; *Spans {1 resource/scope, 2 children, 3 schema_url}.
+_EV_TIME, _EV_NAME, _EV_ATTR, _EV_DROPPED = 1 << 3 | 1, tag(2, 2), tag(3, 2), tag(4, 0)
+_LK_ATTR, _LK_DROPPED = tag(4, 2), tag(5, 0)
+_LK_FLAGS = (tag(6, 5) + pack_fixed32(0x100), tag(6, 5) + pack_fixed32(0x300))
+_FIXED64 = struct.Struct("<BQ")
+_RES_ATTR = _SCOPE_NAME = _CHILD_HEAD = tag(1, 2)
+_SCOPE_VERSION, _CHILD = tag(2, 2), tag(2, 2)
+_SCOPE_ATTR, _SCHEMA = tag(3, 2), tag(3, 2)
+_EMPTY_SCOPE = _CHILD_HEAD + b"\x00"
+_NONE = (b"", b"", b"")
+
+_RESOURCES: dict[int, tuple[object, bytes, bytes]] = {}  # id -> (resource, block, schema)
+_SCOPES: dict[tuple[int, str | None], tuple[object, bytes, bytes]] = {}
+
+
+def encoder_counts() -> dict[str, int]:
+    """Snapshot of values replaced or dropped by the encoder since process start, by reason."""
+    return counts()
+
+
+class _Slow(Exception):
+    """A span, event or link field only the careful (counting) path may handle."""
+
+
+def encode(
+    records: Sequence[SpanRecord],
+    *,
+    resource: Resource | None = None,
+    scope_rename: Callable[[str], str] | None = None,
+) -> bytes:
+    """Encode ``records`` as one serialized OTLP ``ExportTraceServiceRequest``.
+
+    Args:
+        records: Spans to send; not modified. Grouped by resource (equal resources
+            merge, as in stock) then scope, in order of first appearance.
+        resource: Used instead of every record's resource (a destination's own).
+        scope_rename: Maps each scope name to the name to send (called once per
+            distinct scope per call); equal renamed scopes merge.
+
+    Returns:
+        The request bytes; ``b""`` (a valid empty request) for no records. Never raises
+        for a bad value in a record: see :func:`encoder_counts`.
+    """
+    prep = _Prepared(records, resource, scope_rename)
+    return prep.assemble(range(len(prep.spans)))
+
+
+def encode_batches(
+    records: Sequence[SpanRecord],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    resource: Resource | None = None,
+    scope_rename: Callable[[str], str] | None = None,
+) -> list[bytes]:
+    """Like :func:`encode`, split into requests of at most ``max_bytes`` bytes each.
+
+    Records stay in order: each request holds the next run of records, each record is
+    in exactly one request. A record too big to fit even alone gets a request of its own,
+    returned although longer than ``max_bytes`` (the caller decides; counted as
+    ``oversize_request``). No records give ``[]``.
+
+    Raises:
+        ValueError: ``max_bytes`` is below 1.
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+    prep = _Prepared(records, resource, scope_rename)
+    prefix = 1 + varint_size(max_bytes)  # a tag and the longest length of a part that fits
+    batches: list[list[int]] = []
+    seen: set[tuple[int, int]] = set()  # (resource, -1) and (resource, scope) in the batch
+    size = 0  # an upper bound of the last batch's request size
+    for i, chunk in enumerate(prep.spans):
+        keys = ((prep.res_keys[i], -1), (prep.res_keys[i], prep.scope_keys[i]))
+        cost = len(chunk) + sum(prep.group_size(k) + prefix for k in keys if k not in seen)
+        if not batches or size + cost > max_bytes:
+            batches.append([])
+            seen.clear()
+            size = 0
+            cost = len(chunk) + sum(prep.group_size(k) + prefix for k in keys)
+        batches[-1].append(i)
+        seen.update(keys)
+        size += cost
+    out = [prep.assemble(b) for b in batches]
+    for request in out:
+        if len(request) > max_bytes:
+            count("oversize_request")
+    return out
+
+
+class _Prepared:
+    """Records encoded once: span chunks plus resource/scope group keys and blocks."""
+
+    __slots__ = ("res_blocks", "res_keys", "scope_blocks", "scope_keys", "spans")
+
+    def __init__(
+        self,
+        records: Sequence[SpanRecord],
+        resource: Resource | None,
+        rename: Callable[[str], str] | None,
+    ) -> None:
+        self.spans: list[bytes] = []
+        self.res_keys: list[int] = []
+        self.scope_keys: list[int] = []
+        self.res_blocks: list[tuple[bytes, bytes]] = []
+        self.scope_blocks: list[tuple[bytes, bytes]] = []
+        res_by_id: dict[int, int] = {}
+        scope_by_id: dict[int, int] = {}
+        res_equal: dict[object, int] = {}
+        scope_equal: dict[object, int] = {}
+        keep: list[object] = []  # objects behind the ids above stay alive for this call
+        for r in records:
+            try:
+                res: object = resource if resource is not None else r.resource
+                scope: object = r.scope
+            except Exception:
+                count("field_repaired")
+                res, scope = resource, None
+            rk = res_by_id.get(id(res))
+            if rk is None:
+                keep.append(res)
+                rk, is_new = _group(res, res_equal, len(self.res_blocks))
+                if is_new:
+                    self.res_blocks.append(_resource_block(res))
+                res_by_id[id(res)] = rk
+            sk = scope_by_id.get(id(scope))
+            if sk is None:
+                keep.append(scope)
+                renamed, name = _rename(scope, rename)
+                sk, is_new = _group(renamed, scope_equal, len(self.scope_blocks))
+                if is_new:
+                    self.scope_blocks.append(_scope_block(scope, name))
+                scope_by_id[id(scope)] = sk
+            self.spans.append(_encode_span(r))
+            self.res_keys.append(rk)
+            self.scope_keys.append(sk)
+
+    def group_size(self, key: tuple[int, int]) -> int:
+        """Bytes a resource ``(rk, -1)`` or scope ``(rk, sk)`` group adds, but its prefix."""
+        block, schema = self.res_blocks[key[0]] if key[1] < 0 else self.scope_blocks[key[1]]
+        return len(block) + len(schema)
+
+    def assemble(self, indices: Sequence[int]) -> bytes:
+        """The request for the records at ``indices``, grouped as stock groups them."""
+        groups: dict[int, dict[int, list[bytes]]] = {}
+        spans, rks, sks = self.spans, self.res_keys, self.scope_keys
+        for i in indices:
+            by_scope = groups.get(rks[i])
+            if by_scope is None:
+                by_scope = groups[rks[i]] = {}
+            chunks = by_scope.get(sks[i])
+            if chunks is None:
+                chunks = by_scope[sks[i]] = []
+            chunks.append(spans[i])
+        out: list[bytes] = []
+        for rk, by_scope in groups.items():
+            block, schema = self.res_blocks[rk]
+            parts = [block]
+            for sk, chunks in by_scope.items():
+                scope_block, scope_schema = self.scope_blocks[sk]
+                body = b"".join([scope_block, *chunks, scope_schema])
+                parts += (_CHILD, varint(len(body)), body)
+            parts.append(schema)
+            body = b"".join(parts)
+            out += (_CHILD_HEAD, varint(len(body)), body)
+        return b"".join(out)
+
+
+def _group(key: object, equal: dict[object, int], next_index: int) -> tuple[int, bool]:
+    """Group index of ``key`` (by equality, as stock; else identity) and whether it is new."""
+    try:
+        index = equal.setdefault(key, next_index)
+    except Exception:  # unhashable, or a raising __hash__/__eq__: a group of its own
+        index = next_index
+    return index, index == next_index
+
+
+def _rename(scope: Any, rename: Callable[[str], str] | None) -> tuple[object, str | None]:
+    """The scope to group by and the name to send (``None``: the scope's own)."""
+    if rename is None or scope is None:
+        return scope, None
+    try:
+        name = rename(scope.name)
+        if not isinstance(name, str):
+            raise TypeError("scope_rename must return a str")
+        renamed = InstrumentationScope(name, scope.version, scope.schema_url, scope.attributes)
+    except Exception:
+        count("scope_rename_failed")
+        return scope, None
+    return renamed, name
+
+
+def _resource_block(res: Any) -> tuple[bytes, bytes]:
+    """``ResourceSpans.resource`` field and ``schema_url`` field, cached by identity."""
+    hit = _RESOURCES.get(id(res))
+    if hit is not None and hit[0] is res:
+        return hit[1], hit[2]
+    attrs, schema_url = get(res, "attributes"), get(res, "schema_url")
+    body = b"".join(encode_attributes(attrs, _RES_ATTR))
+    block = _CHILD_HEAD + varint(len(body)) + body
+    url = text(schema_url)
+    schema = _SCHEMA + varint(len(url)) + url if url else b""
+    if len(_RESOURCES) >= 256:
+        _RESOURCES.clear()
+    _RESOURCES[id(res)] = (res, block, schema)
+    return block, schema
+
+
+def _scope_block(scope: Any, name: str | None) -> tuple[bytes, bytes]:
+    """``ScopeSpans.scope`` field and ``schema_url`` field, cached by identity and name."""
+    if scope is None:
+        return _EMPTY_SCOPE, b""
+    hit = _SCOPES.get((id(scope), name))
+    if hit is not None and hit[0] is scope:
+        return hit[1], hit[2]
+    parts: list[bytes] = []
+    for field, value in (
+        (_SCOPE_NAME, get(scope, "name") if name is None else name),
+        (_SCOPE_VERSION, get(scope, "version")),
+    ):
+        b = text(value)
+        if b:
+            parts += (field, varint(len(b)), b)
+    parts += encode_attributes(get(scope, "attributes"), _SCOPE_ATTR)
+    body = b"".join(parts)
+    block = _CHILD_HEAD + varint(len(body)) + body
+    url = text(get(scope, "schema_url"))
+    schema = _SCHEMA + varint(len(url)) + url if url else b""
+    if len(_SCOPES) >= 256:
+        _SCOPES.clear()
+    _SCOPES[(id(scope), name)] = (scope, block, schema)
+    return block, schema
+
+
+# -- spans, events, links: a fast path on the raw fields, else the same on repaired ones --
+
+
+def _encode_span(r: Any) -> bytes:
+    """One ``ScopeSpans.spans`` field: tag, length, ``Span`` (never raises)."""
+    try:
+        parent = r.parent_span_id
+        parts = _span_head(
+            r.trace_id,
+            r.span_id,
+            r.trace_state,
+            parent,
+            r.name.encode(),
+            _KIND[r.kind],
+            r.start_time,
+            r.end_time,
+        )
+        attrs, events, links = r.attributes, r.events, r.links
+        drops = (r.dropped_attributes, r.dropped_events, r.dropped_links)
+        dropped: Sequence[bytes] = _NONE
+        if any(drops):
+            dropped = [_dropped(f, n) for f, n in zip(_SP_DROPPED, drops, strict=True)]
+        code, desc = r.status_code, r.status_description
+        status = _status(desc.encode()) if code is StatusCode.ERROR and desc else _STATUS[code]
+        flags = _SP_FLAGS[1] if parent is not None and r.parent_is_remote else _SP_FLAGS[0]
+    except Exception:
+        parts, attrs, events, links, dropped, status, flags = _span_safe(r)
+    parts += encode_attributes(attrs, _SP_ATTR)
+    if dropped[0]:
+        parts.append(dropped[0])
+    parts += _each(events, _encode_event)
+    if dropped[1]:
+        parts.append(dropped[1])
+    parts += _each(links, _encode_link)
+    parts += (dropped[2], status, flags)
+    body = b"".join(parts)
+    n = len(body)
+    return _CHILD + (VARINT[n] if n < _VN else varint(n)) + body
+
+
+def _span_head(
+    tid: int,
+    sid: int,
+    state: Any,
+    parent: int | None,
+    name: bytes,
+    kind: bytes,
+    start: int,
+    end: int,
+) -> list[bytes]:
+    """Span fields 1-8; raises on out-of-range ids or times (the caller repairs)."""
+    parts = [_IDS.pack(0x0A, 16, tid >> 64, tid & _M64, 0x12, 8, sid)]
+    if state:
+        header = ",".join([f"{k}={v}" for k, v in state.items()]).encode()
+        parts += (_SP_TRACE_STATE, varint(len(header)), header)
+    if parent is not None:
+        parts += (_SP_PARENT, parent.to_bytes(8, "big"))
+    if name:
+        parts += (_SP_NAME, varint(len(name)), name)
+    parts.append(kind)
+    if start and end:
+        parts.append(_SP_TIMES.pack(_SP_START, start, _SP_END, end))
+    else:
+        parts += [_FIXED64.pack(t, v) for t, v in ((_SP_START, start), (_SP_END, end)) if v]
+    return parts
+
+
+def _span_safe(r: Any) -> tuple[list[bytes], Any, Any, Any, Sequence[bytes], bytes, bytes]:
+    parent = get(r, "parent_span_id")
+    if parent is not None:
+        parent = uint(parent, 64)
+    state = get(r, "trace_state")
+    try:
+        state_text = text(",".join([f"{k}={v}" for k, v in state.items()])) if state else b""
+    except Exception:
+        count("field_repaired")
+        state_text = b""
+    kind = get(r, "kind")
+    try:
+        kind_bytes = _KIND[kind]
+    except Exception:
+        count("field_repaired")
+        kind_bytes = _KIND[SpanKind.INTERNAL]
+    parts = _span_head(
+        uint(get(r, "trace_id"), 128),
+        uint(get(r, "span_id"), 64),
+        None,
+        parent,
+        text(get(r, "name")),
+        kind_bytes,
+        uint(get(r, "start_time"), 64),
+        uint(get(r, "end_time"), 64),
+    )
+    if state_text:
+        parts[1:1] = (_SP_TRACE_STATE, varint(len(state_text)), state_text)
+    dropped = [
+        f + varint(n) if n else b""
+        for f, n in zip(
+            _SP_DROPPED,
+            (
+                uint(get(r, a), 32, clamp=True)
+                for a in ("dropped_attributes", "dropped_events", "dropped_links")
+            ),
+            strict=True,
+        )
+    ]
+    code, desc = get(r, "status_code"), get(r, "status_description")
+    if not isinstance(code, StatusCode):
+        count("field_repaired")
+        code = StatusCode.UNSET
+    status = _STATUS[code]
+    if code is StatusCode.ERROR and isinstance(desc, str) and desc:
+        status = _status(text(desc))
+    elif desc is not None and not isinstance(desc, str):  # dropped, as stock's Status does
+        count("field_repaired")
+    try:
+        remote = parent is not None and bool(get(r, "parent_is_remote"))
+    except Exception:
+        count("field_repaired")
+        remote = False
+    flags = _SP_FLAGS[1] if remote else _SP_FLAGS[0]
+    return (
+        parts,
+        get(r, "attributes"),
+        get(r, "events"),
+        get(r, "links"),
+        dropped,
+        status,
+        flags,
+    )
+
+
+def _status(message: bytes) -> bytes:
+    body = _ST_MESSAGE + varint(len(message)) + message + _ST_CODE + varint(2)
+    return _SP_STATUS + varint(len(body)) + body
+
+
+def _encode_event(ev: Any) -> bytes:
+    """One ``Span.events`` field (never raises)."""
+    try:
+        attrs, ts, name = ev.attributes, ev.timestamp, ev.name.encode()
+        parts = [_FIXED64.pack(_EV_TIME, ts)] if ts else []
+        dropped = _dropped(_EV_DROPPED, ev.dropped_attributes)
+    except Exception:
+        attrs, ts, name = (
+            get(ev, "attributes"),
+            uint(get(ev, "timestamp"), 64),
+            text(get(ev, "name")),
+        )
+        parts = [_FIXED64.pack(_EV_TIME, ts)] if ts else []
+        n = uint(get(ev, "dropped_attributes"), 32, clamp=True)
+        dropped = _EV_DROPPED + varint(n) if n else b""
+    if name:
+        parts += (_EV_NAME, varint(len(name)), name)
+    parts += encode_attributes(attrs, _EV_ATTR)
+    parts.append(dropped)
+    body = b"".join(parts)
+    return _SP_EVENT + varint(len(body)) + body
+
+
+def _encode_link(link: Any) -> bytes:
+    """One ``Span.links`` field (never raises). Like stock, no ``trace_state``."""
+    try:
+        ctx, attrs = link.context, link.attributes
+        tid = ctx.trace_id
+        head = _IDS.pack(0x0A, 16, tid >> 64, tid & _M64, 0x12, 8, ctx.span_id)
+        dropped = _dropped(_LK_DROPPED, link.dropped_attributes)
+        flags = _LK_FLAGS[1] if ctx.is_remote else _LK_FLAGS[0]
+    except Exception:
+        ctx, attrs = get(link, "context"), get(link, "attributes")
+        tid = uint(get(ctx, "trace_id"), 128)
+        head = _IDS.pack(0x0A, 16, tid >> 64, tid & _M64, 0x12, 8, uint(get(ctx, "span_id"), 64))
+        n = uint(get(link, "dropped_attributes"), 32, clamp=True)
+        dropped = _LK_DROPPED + varint(n) if n else b""
+        try:
+            flags = _LK_FLAGS[1] if get(ctx, "is_remote") else _LK_FLAGS[0]
+        except Exception:
+            count("field_repaired")
+            flags = _LK_FLAGS[0]
+    body = b"".join([head, *encode_attributes(attrs, _LK_ATTR), dropped, flags])
+    return _SP_LINK + varint(len(body)) + body
+
+
+def _each(items: Any, encode_one: Callable[[Any], bytes]) -> list[bytes]:
+    try:
+        return [encode_one(item) for item in items] if items else []
+    except Exception:  # a container that will not iterate; the encoders themselves never raise
+        count("field_repaired")
+        return []
+
+
+def _dropped(field: bytes, n: Any) -> bytes:
+    if not n:
+        return b""
+    if type(n) is int and 0 < n <= _U32:
+        return field + varint(n)
+    raise _Slow
