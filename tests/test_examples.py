@@ -210,11 +210,10 @@ def test_seed001_generation(memory: otel_llm.InMemory) -> None:
     gen = ok["openai-generation"]
     g = attrs(gen)
     assert g[semconv.OBSERVATION_OUTPUT] == "The capital of France is Paris."
-    assert json_attr(gen, semconv.USAGE_RAW) == {
-        "prompt_tokens": 14,
-        "completion_tokens": 7,
-        "total_tokens": 21,
-    }
+    # the usage stage turned the OpenAI-shaped dict into canonical counts
+    assert g[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 14
+    assert g[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 7
+    assert semconv.USAGE_RAW not in g
     # ended at its last update (after the ~2 ms model call), not at flush time
     assert gen.end_time - gen.start_time >= 2_000_000
     # completion_start_time=chat_completion.created: whole epoch seconds
@@ -237,8 +236,10 @@ def test_seed001_generation(memory: otel_llm.InMemory) -> None:
     assert attrs(root)[semconv.OBSERVATION_LEVEL] == "ERROR"
     assert attrs(root)[semconv.OBSERVATION_STATUS_MESSAGE] == "Rate limit reached"
     g = attrs(failed["openai-generation"])
-    for key in (semconv.OBSERVATION_OUTPUT, semconv.USAGE_RAW, semconv.OBSERVATION_LEVEL):
+    for key in (semconv.OBSERVATION_OUTPUT, semconv.OBSERVATION_LEVEL):
         assert key not in g
+    # no usage was reported: the input was counted offline, and says so
+    assert g[semconv.USAGE_ESTIMATED] is True
 
 
 # --- seed 004: environment, levels, metadata, release/version, session, tags, user, ids ----

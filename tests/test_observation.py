@@ -77,8 +77,10 @@ def test_generation_fields(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemor
     assert json.loads(attrs["otel_llm.observation.model_parameters"])["temperature"] == 0.7
     assert json.loads(attrs["otel_llm.observation.input"]) == [{"role": "user", "content": "hi"}]
     assert attrs["otel_llm.observation.output"] == "hello"
-    assert json.loads(attrs["otel_llm.usage.raw"])["prompt_tokens"] == 5
-    assert json.loads(attrs["otel_llm.cost.raw"]) == 0.0012
+    assert attrs["gen_ai.usage.input_tokens"] == 5  # normalized by the usage stage
+    assert attrs["gen_ai.usage.output_tokens"] == 2
+    assert attrs["gen_ai.usage.cost"] == 0.0012  # provider-reported cost wins
+    assert attrs["otel_llm.cost.source"] == "provider"
     assert attrs["otel_llm.prompt.name"] == "greeting"
     assert attrs["otel_llm.prompt.version"] == 3
     assert json.loads(attrs["otel_llm.observation.metadata"]) == {"a": 1, "b": 2}
@@ -95,7 +97,8 @@ def test_usage_objects_are_serialized(
     with otel_llm.start_generation("llm") as gen:
         gen.update(usage=Usage())
     attrs = _spans(pipeline, memory)["llm"].attributes  # type: ignore[attr-defined]
-    assert json.loads(attrs["otel_llm.usage.raw"]) == {"prompt_tokens": 3, "completion_tokens": 4}
+    assert attrs["gen_ai.usage.input_tokens"] == 3
+    assert attrs["gen_ai.usage.output_tokens"] == 4
 
 
 def test_prompt_object_and_fallback(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:

@@ -107,16 +107,36 @@ def test_capture_flags_and_capture_content_setting(memory: otel_llm.InMemory) ->
         return x
 
     @otel_llm.observe(capture_input=True)
-    def shown_in(x: str) -> str:
+    def asks_for_input(x: str) -> str:
         return x
 
     hidden("secret")
-    shown_in("visible")
+    asks_for_input("visible")
     p.flush()
     assert "otel_llm.observation.input" not in _one(memory, "hidden").attributes
     assert "otel_llm.observation.output" not in _one(memory, "hidden").attributes
-    assert _one(memory, "shown_in").attributes["otel_llm.observation.input"] == '{"x":"visible"}'
-    assert "otel_llm.observation.output" not in _one(memory, "shown_in").attributes
+    # the pipeline's capture_content=False is a policy: the processor removes content
+    assert "otel_llm.observation.input" not in _one(memory, "asks_for_input").attributes
+
+
+def test_capture_flags_per_decorator(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    @otel_llm.observe(capture_input=False)
+    def no_input(x: str) -> str:
+        return x
+
+    @otel_llm.observe(capture_output=False)
+    def no_output(x: str) -> str:
+        return x
+
+    no_input("a")
+    no_output("b")
+    pipeline.flush()
+    assert "otel_llm.observation.input" not in _one(memory, "no_input").attributes
+    assert _one(memory, "no_input").attributes["otel_llm.observation.output"] == "a"
+    assert _one(memory, "no_output").attributes["otel_llm.observation.input"] == '{"x":"b"}'
+    assert "otel_llm.observation.output" not in _one(memory, "no_output").attributes
 
 
 def test_nesting_builds_a_tree(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory) -> None:

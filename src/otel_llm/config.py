@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from otel_llm import runtime, semconv
+from otel_llm import runtime
 from otel_llm.diagnostics import guard, logger
 from otel_llm.errors import ConfigError
 from otel_llm.export.base import Destination
@@ -138,6 +138,8 @@ def configure(
     *,
     max_content_chars: int | None = None,
     max_queue_size: int | None = None,
+    media: bool | Mapping[str, Any] | None = None,
+    estimate_usage: bool | None = None,
 ) -> Pipeline:
     """Set up (or replace) the process-wide otel-llm pipeline.
 
@@ -164,6 +166,10 @@ def configure(
     - ``max_content_chars`` (``OTEL_LLM_MAX_CONTENT_CHARS``, default 1,000,000):
       longer serialized values are truncated with a visible marker.
     - ``max_queue_size`` (``OTEL_LLM_MAX_QUEUE_SIZE``, default 16384).
+    - ``media``: base64 payloads in content become references (False disables; a
+      mapping sets ``min_bytes``, ``max_bytes``, ``max_per_span``).
+    - ``estimate_usage`` (``OTEL_LLM_ESTIMATE_USAGE``, default True): estimate token
+      counts with an offline tokenizer when a generation reports none (flagged).
 
     Raises:
         ConfigError: a setting is invalid; the message names it and the rule.
@@ -180,6 +186,7 @@ def configure(
         "capture_content": capture_content,
         "max_content_chars": max_content_chars,
         "max_queue_size": max_queue_size,
+        "estimate_usage": estimate_usage,
         "spool_dir": spool_dir,
         "spool_max_bytes": spool_max_bytes if spool_max_bytes != 256 * 2**20 else None,
     }
@@ -199,11 +206,6 @@ def configure(
     def value(name: str) -> Any:
         return settings[name][0]
 
-    defaults: dict[str, Any] = {semconv.ENVIRONMENT: value("environment")}
-    if value("release") is not None:
-        defaults[semconv.RELEASE] = value("release")
-    if value("version") is not None:
-        defaults[semconv.VERSION] = value("version")
     if service_name is not None:
         resource_overrides = {"service.name": service_name, **resource_overrides}
 
@@ -211,9 +213,18 @@ def configure(
         provider = _choose_provider(tracer_provider, value("service_name"))
         processor = LLMSpanProcessor(
             chosen,
+            mask=mask,
+            masking=masking,
+            capture_content=value("capture_content"),
             sample_rate=value("sample_rate"),
-            default_attributes=defaults,
+            pricing=pricing,
+            media=media,
+            estimate_usage=value("estimate_usage"),
+            environment=value("environment"),
+            release=value("release"),
+            version=value("version"),
             resource_attributes=resource_overrides,
+            max_content_chars=value("max_content_chars"),
             max_queue_size=value("max_queue_size"),
         )
         slot = _slots.get(provider)

@@ -135,6 +135,13 @@ SETTINGS: dict[str, Setting] = {
             _positive_int,
             "spans buffered between the app and the worker",
         ),
+        Setting(
+            "estimate_usage",
+            ("OTEL_LLM_ESTIMATE_USAGE",),
+            True,
+            _boolean,
+            "estimate token counts offline when a generation reports none",
+        ),
         Setting("spool_dir", ("OTEL_LLM_SPOOL_DIR",), None, _spool_dir, "disk spool folder"),
         Setting(
             "spool_max_bytes",

@@ -14,6 +14,7 @@ import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -23,13 +24,16 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from otel_llm import semconv
 from otel_llm.context import current_trace_attributes
 from otel_llm.diagnostics import counts, guard, log_once, report, strict
+from otel_llm.errors import ConfigError
 from otel_llm.export.base import Destination
 from otel_llm.processing.entry import EntryTracker
 from otel_llm.processing.record import SpanRecord, record_from_span
 from otel_llm.processing.sampling import keep_trace, ratio_bound
-from otel_llm.processing.stage import Stage, StageContext
+from otel_llm.processing.stage import Stage
+from otel_llm.processing.stages import DEFAULT_STAGES, build_stage_context
 from otel_llm.scores import Score
 from otel_llm.serialize import replacement_counts
+from otel_llm.validation import environment_problem
 
 __all__ = ["LLMSpanProcessor"]
 
@@ -43,37 +47,65 @@ _QueueItem = tuple[ReadableSpan, bool] | Score
 class LLMSpanProcessor(SpanProcessor):
     """Derive LLM facts from finished spans and deliver them to destinations.
 
+    Add it to your own ``TracerProvider`` (``provider.add_span_processor(...)``), or
+    let :func:`otel_llm.configure` do it. Processing options are those of
+    ``configure()``; a bad one raises ``ConfigError`` here.
+
     Args:
         destinations: where processed spans go; each filters, shapes and sends.
+        mask: ``mask(data) -> data`` applied to every input, output and metadata
+            value (fail-closed: if it raises, the value is replaced by a marker).
+        masking: built-in scrubbers; False turns them off, a mapping configures them.
+        capture_content: False removes content after usage and cost were derived.
         sample_rate: fraction of traces kept, decided from the trace id.
-        default_attributes: set on every record that lacks them (environment,
-            release, version of the pipeline).
+        pricing: extra or overriding prices (mapping, or a JSON/TOML file path).
+        media: base64 payload extraction (False disables; a mapping sets limits).
+        estimate_usage: estimate tokens offline when a generation reports none.
+        environment, release, version: set on every span that lacks them.
         resource_attributes: merged over the span's resource on every record.
-        stages: processing steps run in order on each record (worker thread).
         max_queue_size: spans buffered between the app and the worker; beyond it
             spans are dropped and counted (never blocking the app).
+        stages: replaces the default stages (tests and advanced use).
     """
 
     def __init__(
         self,
         destinations: Iterable[Destination] = (),
         *,
+        mask: Callable[..., Any] | None = None,
+        masking: bool | Mapping[str, Any] | None = None,
+        capture_content: bool | None = None,
         sample_rate: float = 1.0,
-        default_attributes: Mapping[str, Any] | None = None,
+        pricing: Mapping[str, Any] | str | Path | None = None,
+        media: bool | Mapping[str, Any] | None = None,
+        estimate_usage: bool = True,
+        environment: str | None = None,
+        release: str | None = None,
+        version: str | None = None,
         resource_attributes: Mapping[str, Any] | None = None,
-        stages: Sequence[Stage] = (),
-        stage_context: StageContext | None = None,
+        max_content_chars: int = 1_000_000,
         max_queue_size: int = _DEFAULT_QUEUE_SIZE,
         max_batch_size: int = _DEFAULT_BATCH_SIZE,
         schedule_delay: float = _DEFAULT_DELAY,
+        stages: Sequence[Stage] | None = None,
     ) -> None:
+        if mask is not None and not callable(mask):
+            raise ConfigError("mask", f"must be a function, got {type(mask).__name__}")
         self._destinations: tuple[Destination, ...] = tuple(destinations)
-        self._sample_bound = ratio_bound(sample_rate)
-        self._defaults = dict(default_attributes or {})
+        self._sample_bound = ratio_bound(_rate(sample_rate))
+        self._defaults = _default_attributes(environment, release, version)
         self._resource_overrides = dict(resource_attributes or {})
         self._resources: dict[int, tuple[Resource, Resource]] = {}  # worker thread only
-        self._stages = tuple(stages)
-        self._stage_context = stage_context or StageContext()
+        self._stages = DEFAULT_STAGES if stages is None else tuple(stages)
+        self._stage_context = build_stage_context(
+            mask=mask,
+            masking=masking,
+            pricing=pricing,
+            media=media,
+            capture_content=True if capture_content is None else capture_content,
+            estimate_usage=estimate_usage,
+            max_content_chars=max_content_chars,
+        )
         self._max_queue = max_queue_size
         self._batch_size = max_batch_size
         self._delay = schedule_delay
@@ -303,6 +335,7 @@ class LLMSpanProcessor(SpanProcessor):
             "spans_queued": len(self._queue),
             "dropped_reasons": reasons,
             "values_replaced": replacement_counts(),
+            "processing": dict(self._stage_context.counters),
             "internal_errors": {
                 key.removeprefix("internal_error."): value
                 for key, value in internal.items()
@@ -310,6 +343,25 @@ class LLMSpanProcessor(SpanProcessor):
             },
             "destinations": {d.name: d.stats() for d in self._destinations},
         }
+
+
+def _rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError("sample_rate", f"must be between 0 and 1 inclusive, got {value!r}")
+    return float(value)
+
+
+def _default_attributes(
+    environment: str | None, release: str | None, version: str | None
+) -> dict[str, Any]:
+    defaults: dict[str, Any] = {semconv.ENVIRONMENT: environment or "default"}
+    if environment is not None and (problem := environment_problem(environment)):
+        raise ConfigError("environment", problem)
+    if release is not None:
+        defaults[semconv.RELEASE] = str(release)
+    if version is not None:
+        defaults[semconv.VERSION] = str(version)
+    return defaults
 
 
 def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
