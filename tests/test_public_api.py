@@ -26,6 +26,7 @@ EXPECTED = {
     "flush",
     "get_current_observation_id",
     "get_current_trace_id",
+    "instrument_openai",
     "mark_entry",
     "observe",
     "propagate_attributes",
@@ -34,6 +35,7 @@ EXPECTED = {
     "start_generation",
     "start_observation",
     "update_current_observation",
+    "uninstrument_openai",
     "update_current_trace",
 }
 

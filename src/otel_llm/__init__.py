@@ -24,6 +24,7 @@ from otel_llm.instrument.current import (
 from otel_llm.instrument.ids import create_trace_id
 from otel_llm.instrument.observation import Observation, start_generation, start_observation
 from otel_llm.instrument.observe import observe
+from otel_llm.integrations.openai import instrument_openai, uninstrument_openai
 from otel_llm.processing.processor import LLMSpanProcessor
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "flush",
     "get_current_observation_id",
     "get_current_trace_id",
+    "instrument_openai",
     "mark_entry",
     "observe",
     "propagate_attributes",
@@ -52,6 +54,7 @@ __all__ = [
     "start_generation",
     "start_observation",
     "update_current_observation",
+    "uninstrument_openai",
     "update_current_trace",
 ]
 
