@@ -18,10 +18,15 @@ os.environ["OTEL_LLM_STRICT"] = "1"
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith(_PREFIXES) and key != "OTEL_LLM_STRICT":
             monkeypatch.delenv(key)
+    # Each test gets its own spool: batches one test could not deliver must never be
+    # replayed into another test's server (or the user's real cache dir).
+    monkeypatch.setenv("OTEL_LLM_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
     diagnostics.reset_for_tests()
     yield
     otel_llm.shutdown(2.0)

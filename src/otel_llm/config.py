@@ -249,6 +249,7 @@ def configure(
             old_processor.shutdown(_EXIT_TIMEOUT, keep=chosen)
     if previous is not None and previous is not pipeline:
         previous._closed = True
+    _attach_spools(chosen, value("spool_dir"), value("spool_max_bytes"), value("service_name"))
     if not chosen:
         logger.info(
             "otel-llm: no destination configured; spans are processed but not exported "
@@ -273,6 +274,31 @@ def _choose_provider(given: TracerProvider | None, service_name: str | None) -> 
     if isinstance(registered, trace_api.ProxyTracerProvider):
         trace_api.set_tracer_provider(provider)
     return provider
+
+
+def _attach_spools(
+    destinations: Sequence[Destination],
+    spool_dir: Path | bool | None,
+    max_bytes: int,
+    service_name: str | None,
+) -> None:
+    """Give each network destination its disk spool (per service and destination)."""
+    if spool_dir is False:
+        return
+    from otel_llm.export.network import NetworkDestination
+    from otel_llm.export.spool import DiskSpool
+
+    directory = spool_dir if isinstance(spool_dir, Path) else None
+    for destination in destinations:
+        if isinstance(destination, NetworkDestination) and not destination.has_spool:
+            destination.use_spool(
+                DiskSpool(
+                    destination.name,
+                    service=service_name or "unknown_service",
+                    directory=directory,
+                    max_bytes=max_bytes,
+                )
+            )
 
 
 def _check_callable(name: str, value: object) -> None:

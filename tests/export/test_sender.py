@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -32,11 +32,24 @@ class ListSpool:
         self.batches.append(batch)
         return True
 
-    def take(self) -> Batch | None:
-        return self.batches.popleft() if self.batches else None
+    def replay(
+        self,
+        deliver: Callable[[Batch], bool],
+        *,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> int:
+        done = 0
+        while self.batches and (limit is None or done < limit) and deliver(self.batches[0]):
+            self.batches.popleft()
+            done += 1
+        return done
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.fixture

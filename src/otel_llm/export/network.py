@@ -118,6 +118,15 @@ class NetworkDestination(Destination):
         self._merged[id(resource)] = (resource, merged)
         return merged
 
+    @property
+    def has_spool(self) -> bool:
+        return self._sender is not None and self._sender.has_spool
+
+    def use_spool(self, spool: Spool | None) -> None:
+        """Keep undeliverable batches in ``spool`` (configure() passes a DiskSpool)."""
+        if self._sender is not None:
+            self._sender.set_spool(spool)
+
     # -- any thread ---------------------------------------------------------------------
     def _force_flush(self, timeout: float) -> bool:
         return self._sender.flush(timeout) if self._sender is not None else True

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from opentelemetry import context as otel_context
 
-from otel_llm.diagnostics import log_once, report, strict
+from otel_llm.diagnostics import log_once, logger, report, strict
 from otel_llm.export.retry import Outcome, Transport, send_with_retry
 
 __all__ = ["Batch", "Sender", "Spool"]
@@ -37,17 +37,29 @@ class Batch:
 
 
 class Spool(Protocol):
-    """Where undeliverable batches wait (disk); implemented by the reliability layer."""
+    """Where undeliverable batches wait (disk: :class:`otel_llm.export.spool.DiskSpool`)."""
 
     def put(self, batch: Batch) -> bool:
         """Keep ``batch``; False if it could not be kept (then it is dropped, counted)."""
         ...
 
-    def take(self) -> Batch | None:
-        """The oldest kept batch, removed from the spool, or None."""
+    def replay(
+        self,
+        deliver: Callable[[Batch], bool],
+        *,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Deliver kept batches oldest first; each is removed only once delivered."""
         ...
 
     def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+_REPLAY_BACKOFF_MIN = 1.0
+_REPLAY_BACKOFF_MAX = 30.0
 
 
 Counter = Callable[[str, int], None]
@@ -76,6 +88,9 @@ class Sender:
         self._attempt_timeout = attempt_timeout
         self._stop = threading.Event()
         self._closed = False
+        self._replay_at = 0.0  # sender thread only: next time to try the spool
+        self._replay_backoff = _REPLAY_BACKOFF_MIN
+        self._backlog = False  # sender thread only: the spool held batches last we looked
         self._start()
         os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
 
@@ -116,6 +131,17 @@ class Sender:
         self._wake.set()
 
     # -- sender thread --------------------------------------------------------------
+    @property
+    def has_spool(self) -> bool:
+        return self._spool is not None
+
+    def set_spool(self, spool: Spool | None) -> None:
+        """Attach the disk spool (configure() does it); replays what earlier runs left."""
+        self._spool = spool
+        if spool is not None:
+            self._replay_at = 0.0
+            self._wake.set()
+
     def _run(self) -> None:
         # Our own HTTP/gRPC calls must not be traced, by us or any instrumentation.
         suppress = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
@@ -123,6 +149,12 @@ class Sender:
         while not self._stop.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
+            try:
+                self._replay_spool()
+            except Exception as exc:
+                report(f"sender.{self._name}.replay", exc)
+                if strict():
+                    raise
             while not self._stop.is_set():
                 with self._lock:
                     batch = self._queue.popleft() if self._queue else None
@@ -163,6 +195,40 @@ class Sender:
             self._log_failure(outcome)
             self._count("failed", batch.spans)
 
+    def _replay_spool(self) -> None:
+        """Send spooled batches while the backend takes them; back off when it doesn't."""
+        spool = self._spool
+        if spool is None or self._queue or time.monotonic() < self._replay_at:
+            return
+        if not len(spool):
+            if self._backlog:
+                self._backlog = False
+                logger.info("otel-llm %s: spooled backlog delivered", self._name)
+            return
+        stopped_early = False
+
+        def deliver(batch: Batch) -> bool:
+            nonlocal stopped_early
+            outcome = self._transport.send(batch.body, self._attempt_timeout)
+            if outcome.ok:
+                self._count("replayed", batch.spans)
+                self._count("exported", batch.spans - outcome.rejected)
+                return True
+            if not outcome.retryable and not outcome.is_auth_error:
+                self._log_failure(outcome)
+                self._count("failed", batch.spans)  # it will never be accepted: drop it
+                return True
+            stopped_early = True
+            return False
+
+        spool.replay(deliver, timeout=self._export_timeout, limit=64)
+        if stopped_early:
+            self._replay_at = time.monotonic() + self._replay_backoff
+            self._replay_backoff = min(_REPLAY_BACKOFF_MAX, self._replay_backoff * 2)
+        else:
+            self._replay_backoff = _REPLAY_BACKOFF_MIN
+            self._wake.set()  # more may be waiting: come back without sleeping
+
     def _log_failure(self, outcome: Outcome) -> None:
         hint = " (check the destination's keys)" if outcome.is_auth_error else ""
         log_once(
@@ -175,6 +241,12 @@ class Sender:
     def _keep_or_drop(self, batch: Batch, reason: str) -> None:
         if self._spool is not None and self._spool.put(batch):
             self._count("spooled", batch.spans)
+            if not self._backlog:
+                self._backlog = True
+                logger.warning(
+                    "otel-llm %s: backend unavailable (%s); spooling to disk", self._name, reason
+                )
+            self._replay_at = max(self._replay_at, time.monotonic() + self._replay_backoff)
             return
         self._count("dropped", batch.spans)
         log_once(
@@ -207,6 +279,8 @@ class Sender:
         for batch in leftover:
             self._keep_or_drop(batch, "shutdown_deadline")
         self._transport.close()
+        if self._spool is not None:
+            self._spool.close()
         return done and not leftover
 
 
