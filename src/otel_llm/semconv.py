@@ -108,6 +108,8 @@ CONTENT_KEYS: Final = frozenset(
         "traceloop.entity.output",
         "input.value",
         "output.value",
+        "metadata",
+        "langfuse.metadata",
         "gen_ai.prompt",
         "gen_ai.completion",
     }
@@ -119,6 +121,7 @@ CONTENT_KEY_PREFIXES: Final = (
     "gen_ai.completion.",
     "langfuse.observation.metadata.",
     "langfuse.trace.metadata.",
+    "langfuse.metadata.",
     "llm.input_messages.",
     "llm.output_messages.",
     "llm.prompts",

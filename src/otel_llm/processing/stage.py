@@ -45,6 +45,7 @@ class StageContext:
     media: MediaOptions | None = None
     counters: Counter[str] = field(default_factory=Counter)
     extras: dict[str, Any] = field(default_factory=dict)
+    """Bounded worker-thread caches a stage keeps between records (keyed by its module)."""
 
     def count(self, key: str, n: int = 1) -> None:
         """Add to a counter shown in ``stats()["processing"]`` (worker thread only)."""
