@@ -53,8 +53,8 @@ __all__ = [
     "shutdown",
     "start_generation",
     "start_observation",
-    "update_current_observation",
     "uninstrument_openai",
+    "update_current_observation",
     "update_current_trace",
 ]
 
