@@ -44,7 +44,7 @@ def test_upstream_http_server_span_is_never_the_entry(
 def test_third_party_genai_span_counts(
     pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
 ) -> None:
-    lib = pipeline.tracer_provider.get_tracer("opentelemetry.instrumentation.openai")
+    lib = pipeline.tracer_provider.get_tracer("some.client.lib")
     with lib.start_as_current_span("GET /"):
         with lib.start_as_current_span("chat gpt-4o", attributes={"gen_ai.operation.name": "chat"}):
             with otel_llm.start_observation("inside"):
@@ -105,6 +105,20 @@ def test_observe_entry_flag(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemo
         inner()
     pipeline.flush()
     assert _entries(memory) == ["inner"]
+
+
+def test_spans_of_llm_instrumentation_scopes_count_from_their_start(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    web = pipeline.tracer_provider.get_tracer("opentelemetry.instrumentation.fastapi")
+    sdk = pipeline.tracer_provider.get_tracer("langfuse-sdk")
+    with web.start_as_current_span("POST /chat"):
+        with sdk.start_as_current_span("agent") as agent:  # its attributes come later
+            with otel_llm.start_generation("llm"):
+                pass
+            agent.set_attribute("langfuse.observation.type", "agent")
+    pipeline.flush()
+    assert _entries(memory) == ["agent"]
 
 
 def test_no_marker_without_llm_spans(

@@ -549,7 +549,8 @@ def test_openinference_llm_becomes_canonical() -> None:
     attrs, _, ctx = _run(_OPENINFERENCE_LLM)
     assert attrs["otel_llm.observation.type"] == "generation"
     assert attrs["gen_ai.operation.name"] == "chat"
-    assert attrs["gen_ai.request.model"] == "gpt-4o-2024-08-06"
+    assert attrs["gen_ai.request.model"] == "gpt-4o"  # from the invocation parameters
+    assert attrs["gen_ai.response.model"] == "gpt-4o-2024-08-06"  # llm.model_name
     assert attrs["gen_ai.provider.name"] == "azure.ai.openai"
     assert attrs["gen_ai.request.temperature"] == 0.3
     assert attrs["gen_ai.request.stop_sequences"] == ("\n",)

@@ -38,7 +38,7 @@ from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.http_transport import HttpTransport
 from otel_llm.export.network import NetworkDestination
 from otel_llm.export.sender import Batch, Sender
-from otel_llm.processing.entry import is_llm_related
+from otel_llm.processing.entry import is_llm_related, is_llm_scope
 from otel_llm.processing.record import SpanRecord
 from otel_llm.scores import Score
 
@@ -149,7 +149,8 @@ class Langfuse(NetworkDestination):
         """
         candidates: list[SpanRecord] = []
         for record in records:
-            if self._export_all or is_llm_related(record.attributes):
+            scope = record.scope.name if record.scope is not None else ""
+            if self._export_all or is_llm_related(record.attributes) or is_llm_scope(scope):
                 candidates.append(record)
             else:
                 self._remember_removed(record)

@@ -306,20 +306,32 @@ def derive_cost(record: SpanRecord, ctx: StageContext) -> None:
     if isinstance(usage, str):
         _unpriced(attributes, ctx, usage)
         return
-    model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL) or attributes.get(
-        semconv.GEN_AI_REQUEST_MODEL
-    )
-    if not isinstance(model, str) or not model:
+    # The response model names the exact snapshot billed; when the price data doesn't
+    # know that snapshot (new, or a compatible server's own name), the requested model
+    # is what the user chose and usually is priced.
+    models = [
+        m
+        for m in (
+            attributes.get(semconv.GEN_AI_RESPONSE_MODEL),
+            attributes.get(semconv.GEN_AI_REQUEST_MODEL),
+        )
+        if isinstance(m, str) and m
+    ]
+    if not models:
         _unpriced(attributes, ctx, "unpriced")
         return
     provider = attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)
     book = ctx.prices or _default_book(ctx)
-    result = book.price(
-        provider if isinstance(provider, str) and provider else None,
-        model,
-        usage,
-        record.start_time,
-    )
+    result: Priced | _Failure = "unpriced"
+    for model in dict.fromkeys(models):
+        result = book.price(
+            provider if isinstance(provider, str) and provider else None,
+            model,
+            usage,
+            record.start_time,
+        )
+        if not isinstance(result, str):
+            break
     if isinstance(result, str):
         _unpriced(attributes, ctx, result)
         return

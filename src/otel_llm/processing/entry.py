@@ -20,9 +20,46 @@ from opentelemetry.sdk.trace import ReadableSpan, Span
 
 from otel_llm import semconv
 
-__all__ = ["EntryTracker", "is_llm_related"]
+__all__ = ["EntryTracker", "is_llm_related", "is_llm_scope"]
 
 _LLM_PREFIXES = ("gen_ai.", "langfuse.", "traceloop.", "llm.", "openinference.")
+_LLM_SCOPES = (
+    "otel-llm",
+    "langfuse-sdk",
+    "openinference",
+    "traceloop",
+    "litellm",
+    "haystack",
+    "pydantic-ai",
+    "strands-agents",
+    "autogen-core",
+    "agent_framework",
+    "langsmith",
+    "vllm",
+)
+_OTEL_LLM_INSTRUMENTATIONS = (
+    "agno alephalpha anthropic bedrock cohere crewai google_generativeai groq haystack "
+    "langchain llamaindex mistralai ollama openai openai_agents openai_v2 replicate sagemaker "
+    "together transformers vertexai voyageai watsonx writer"
+).split()
+_scope_cache: dict[str, bool] = {}
+
+
+def is_llm_scope(name: str) -> bool:
+    """True for instrumentation scopes that only produce LLM spans (checked at start).
+
+    Such spans often get their GenAI attributes after they start (the Langfuse SDK
+    sets its observation type then), yet they are LLM-related from the first moment.
+    The list follows the Langfuse SDK's known LLM instrumentors.
+    """
+    cached = _scope_cache.get(name)
+    if cached is None:
+        cached = any(name == p or name.startswith(p + ".") for p in _LLM_SCOPES) or any(
+            name == f"opentelemetry.instrumentation.{p}" for p in _OTEL_LLM_INSTRUMENTATIONS
+        )
+        if len(_scope_cache) < 1024:
+            _scope_cache[name] = cached
+    return cached
 
 
 def is_llm_related(attributes: Mapping[str, Any] | None) -> bool:
@@ -61,7 +98,8 @@ class EntryTracker:
         parent = span.parent
         ancestor = self._under_llm.get(parent.span_id, False) if parent is not None else False
         attributes = span.attributes
-        is_llm = is_llm_related(attributes)
+        scope = span.instrumentation_scope
+        is_llm = is_llm_related(attributes) or (scope is not None and is_llm_scope(scope.name))
         if attributes and attributes.get(semconv.GEN_AI_IS_ENTRY) is True:
             facts.explicit_entry = ctx.span_id
         elif is_llm and not ancestor and facts.auto_entry is None:

@@ -127,12 +127,15 @@ def openinference(record: SpanRecord, ctx: StageContext, families: Families) -> 
             invalid(ctx, "openinference", "span kind")
     move_content(attributes, ctx, "input.value", semconv.OBSERVATION_INPUT, "openinference")
     move_content(attributes, ctx, "output.value", semconv.OBSERVATION_OUTPUT, "openinference")
+    _parameters(attributes, ctx)  # first: its "model" is the model that was requested
     for theirs, ours in _OI_MODELS:
         model = text_value(attributes.get(theirs))
         if model is not None:
             attributes.setdefault(ours, model)
+    # OpenInference's llm.model_name is read from the response (the snapshot that ran).
+    if (answered := text_value(attributes.get("llm.model_name"))) is not None:
+        attributes.setdefault(semconv.GEN_AI_RESPONSE_MODEL, answered)
     set_provider(attributes, attributes.get("llm.provider") or attributes.get("llm.system"))
-    _parameters(attributes, ctx)
     _usage(attributes, ctx, _OI_USAGE, "openinference")
     if kind is not None and "metadata" in attributes:
         translate_metadata(
@@ -154,6 +157,9 @@ def _parameters(attributes: dict[str, Any], ctx: StageContext) -> None:
         return
     for key, value in model_parameter_attributes(params, ctx.max_content_chars).items():
         attributes.setdefault(key, value)
+    requested = text_value(params.get("model"))
+    if requested is not None:
+        attributes.setdefault(semconv.GEN_AI_REQUEST_MODEL, requested)
 
 
 def _oi_messages(attributes: dict[str, Any], ctx: StageContext, families: Families) -> None:
