@@ -37,7 +37,32 @@ _LLM_SCOPES = (
     "langsmith",
     "vllm",
 )
-_OTEL_LLM_INSTRUMENTATIONS = ["agno", "alephalpha", "anthropic", "bedrock", "cohere", "crewai", "google_generativeai", "groq", "haystack", "langchain", "llamaindex", "mistralai", "ollama", "openai", "openai_agents", "openai_v2", "replicate", "sagemaker", "together", "transformers", "vertexai", "voyageai", "watsonx", "writer"]
+_OTEL_LLM_INSTRUMENTATIONS = (
+    "agno",
+    "alephalpha",
+    "anthropic",
+    "bedrock",
+    "cohere",
+    "crewai",
+    "google_generativeai",
+    "groq",
+    "haystack",
+    "langchain",
+    "llamaindex",
+    "mistralai",
+    "ollama",
+    "openai",
+    "openai_agents",
+    "openai_v2",
+    "replicate",
+    "sagemaker",
+    "together",
+    "transformers",
+    "vertexai",
+    "voyageai",
+    "watsonx",
+    "writer",
+)
 _scope_cache: dict[str, bool] = {}
 
 
