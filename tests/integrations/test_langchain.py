@@ -841,3 +841,28 @@ def test_missing_langchain_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert "pip install 'otel-llm[langchain]'" in out.stdout
+
+
+def test_langchain_with_instrument_openai_records_each_call_once(
+    server: FakeLLMServer, pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    """ChatOpenAI calls the OpenAI client inside the handler's generation: one span, not two."""
+    from otel_llm.integrations.openai import instrument_openai, uninstrument_openai
+
+    instrument_openai()
+    try:
+        llm = ChatOpenAI(base_url=server.url + "/v1", api_key="test", model="gpt-4o-mini")
+        llm.invoke("hi", config={"callbacks": [CallbackHandler()]})
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="test") as client:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "direct"}]
+            )
+    finally:
+        uninstrument_openai()
+    pipeline.flush()
+    generations = [
+        s for s in memory.spans if s.attributes.get("otel_llm.observation.type") == "generation"
+    ]
+    assert len(generations) == 2  # the LangChain one, and the direct call afterwards
+    assert [s.name for s in generations].count("chat gpt-4o-mini") == 1  # the direct call
+    assert sorted(s.instrumentation_scope.name for s in generations) == ["otel-llm", "otel-llm"]

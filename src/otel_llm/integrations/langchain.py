@@ -45,6 +45,7 @@ inside a run nest under the span that was current when the run was invoked.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import Token
 from typing import Any
 from uuid import UUID
 
@@ -64,6 +65,7 @@ from otel_llm.context import trace_attributes
 from otel_llm.diagnostics import guard
 from otel_llm.instrument import fields
 from otel_llm.integrations import _langchain_convert as convert
+from otel_llm.integrations._calls import lower, raise_flag
 from otel_llm.integrations._langchain_tracer import Tracer, content_limit
 from otel_llm.integrations._langchain_tracer import finish as finish_run
 from otel_llm.serialize import to_attribute
@@ -107,6 +109,8 @@ class CallbackHandler(BaseCallbackHandler):
         version: str | None = None,
     ) -> None:
         super().__init__()
+        # run_id -> the flag that keeps instrument_openai() from recording the same call
+        self._model_calls: dict[UUID, Token[bool]] = {}
         if metadata is not None and not isinstance(metadata, Mapping):
             fields.invalid("CallbackHandler.metadata", "must be a mapping")
             metadata = None
@@ -188,6 +192,7 @@ class CallbackHandler(BaseCallbackHandler):
             self._tracer.start_generation(
                 serialized, input_, run_id, parent_run_id, tags, metadata or {}, kwargs
             )
+            self._model_calls[run_id] = raise_flag()
 
     def on_llm_start(
         self,
@@ -205,6 +210,12 @@ class CallbackHandler(BaseCallbackHandler):
             self._tracer.start_generation(
                 serialized, input_, run_id, parent_run_id, tags, metadata or {}, kwargs
             )
+            self._model_calls[run_id] = raise_flag()
+
+    def _end_model_call(self, run_id: UUID) -> None:
+        token = self._model_calls.pop(run_id, None)
+        if token is not None:
+            lower(token)
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         with guard("langchain.llm"):
@@ -212,10 +223,12 @@ class CallbackHandler(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         with guard("langchain.llm"):
+            self._end_model_call(run_id)
             self._tracer.finish_generation(run_id, response)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with guard("langchain.llm"):
+            self._end_model_call(run_id)
             # newer langchain-core passes what was generated before the failure
             partial = convert.partial_result(kwargs.get("response"))
             self._tracer.finish_generation(run_id, partial, error)

@@ -43,6 +43,7 @@ from otel_llm import runtime, semconv
 from otel_llm.diagnostics import guard, log_once
 from otel_llm.instrument.observation import UNSET, Observation, start_observation
 from otel_llm.integrations import _openai_streams as streams
+from otel_llm.integrations._calls import llm_call_recorded
 from otel_llm.serialize import to_json
 
 __all__ = ["instrument_openai", "uninstrument_openai"]
@@ -204,7 +205,7 @@ def _wrap(original: Callable[..., Any], target: _Target) -> Callable[..., Any]:
 
         @functools.wraps(original)
         async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not _enabled or _in_call.get():
+            if not _enabled or _in_call.get() or llm_call_recorded.get():
                 return await original(self, *args, **kwargs)
             call = _begin(target, self, kwargs)
             if call is None:
@@ -227,7 +228,7 @@ def _wrap(original: Callable[..., Any], target: _Target) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _enabled or _in_call.get():
+        if not _enabled or _in_call.get() or llm_call_recorded.get():
             return original(self, *args, **kwargs)
         call = _begin(target, self, kwargs)
         if call is None:
