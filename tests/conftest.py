@@ -27,6 +27,8 @@ def clean_environment(
     # Each test gets its own spool: batches one test could not deliver must never be
     # replayed into another test's server (or the user's real cache dir).
     monkeypatch.setenv("OTEL_LLM_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
+    # configure() with nothing set writes to the embedded store: keep it per test.
+    monkeypatch.setenv("OTEL_LLM_DB", str(tmp_path_factory.mktemp("db") / "traces.db"))
     diagnostics.reset_for_tests()
     yield
     otel_llm.shutdown(2.0)

@@ -356,3 +356,25 @@ def test_helpers_without_configure_follow_the_global_api() -> None:
         obs.update(output="y")
     assert otel_llm.get_current_trace_id() is None
     assert isinstance(trace_api.get_current_span(), trace_api.Span)
+
+
+def test_nothing_configured_means_the_local_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    db = Path(str(tmp_path)) / "here.db"
+    monkeypatch.setenv("OTEL_LLM_DB", str(db))
+    p = otel_llm.configure(tracer_provider=TracerProvider())
+    assert [d.kind for d in p.destinations] == ["localstore"]
+    with otel_llm.start_generation("g", model="gpt-4o-mini"):
+        pass
+    assert p.flush(10.0)
+    from otel_llm.local.store_queries import StoreReader
+
+    assert [t.name for t in StoreReader(db).traces(limit=10)] == ["g"]
+
+
+def test_empty_destination_list_is_respected() -> None:
+    p = otel_llm.configure(destinations=[], tracer_provider=TracerProvider())
+    assert p.destinations == ()

@@ -16,6 +16,7 @@ EXPECTED = {
     "InMemory",
     "LLMSpanProcessor",
     "Langfuse",
+    "LocalStore",
     "Observation",
     "OTLP",
     "Pipeline",

@@ -10,7 +10,15 @@ from __future__ import annotations
 from otel_llm._version import __version__
 from otel_llm.config import Pipeline, configure, flush, shutdown
 from otel_llm.context import propagate_attributes
-from otel_llm.destinations import OTLP, Console, Destination, InMemory, Langfuse, TencentAPM
+from otel_llm.destinations import (
+    OTLP,
+    Console,
+    Destination,
+    InMemory,
+    Langfuse,
+    LocalStore,
+    TencentAPM,
+)
 from otel_llm.errors import ConfigError
 from otel_llm.instrument.client import Client
 from otel_llm.instrument.current import (
@@ -36,6 +44,7 @@ __all__ = [
     "InMemory",
     "LLMSpanProcessor",
     "Langfuse",
+    "LocalStore",
     "Observation",
     "Pipeline",
     "TencentAPM",

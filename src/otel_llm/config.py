@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -147,7 +148,8 @@ def configure(
     else its default:
 
     - ``service_name``: ``OTEL_SERVICE_NAME``; default ``unknown_service``.
-    - ``destinations``: default from the environment (see README), else none.
+    - ``destinations``: default from the environment (see README), else ``LocalStore()``
+      (the embedded default: a SQLite file in the user data dir, ``OTEL_LLM_DB``).
     - ``environment``: ``LANGFUSE_TRACING_ENVIRONMENT``, ``LANGFUSE_ENVIRONMENT``;
       default ``"default"``. Lowercase letters, digits, ``-``, ``_``; at most 40
       characters; must not start with ``langfuse``.
@@ -195,13 +197,13 @@ def configure(
     _check_masking(masking)
     _check_pricing(pricing)
     resource_overrides = _check_resource_attributes(resource_attributes)
-    chosen = _check_destinations(destinations)
     if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
         raise ConfigError(
             "tracer_provider",
             "must be an opentelemetry.sdk.trace.TracerProvider (processors can't be "
             f"added to {type(tracer_provider).__name__})",
         )
+    chosen = _check_destinations(destinations)
 
     def value(name: str) -> Any:
         return settings[name][0]
@@ -251,10 +253,7 @@ def configure(
         previous._closed = True
     _attach_spools(chosen, value("spool_dir"), value("spool_max_bytes"), value("service_name"))
     if not chosen:
-        logger.info(
-            "otel-llm: no destination configured; spans are processed but not exported "
-            "(pass destinations= or set LANGFUSE_* / OTEL_EXPORTER_OTLP_* variables)"
-        )
+        logger.info("otel-llm: no destinations: spans are processed but not exported")
     return pipeline
 
 
@@ -346,7 +345,7 @@ def _check_destinations(value: Iterable[Destination] | None) -> list[Destination
     if value is None:
         from otel_llm.export.from_env import destinations_from_env
 
-        return destinations_from_env()
+        return destinations_from_env() or _default_destinations()
     if isinstance(value, Destination):
         value = [value]
     chosen: list[Destination] = []
@@ -365,6 +364,24 @@ def _check_destinations(value: Iterable[Destination] | None) -> list[Destination
         names.add(item.name)
         chosen.append(item)
     return chosen
+
+
+def _default_destinations() -> list[Destination]:
+    """The embedded default when the environment names no destination: ``LocalStore()``."""
+    from otel_llm.local.destination import LocalStore
+
+    try:
+        store = LocalStore()
+    except ConfigError as exc:
+        if os.environ.get("OTEL_LLM_DB", "").strip():
+            raise  # set explicitly: a configuration error like any other
+        logger.warning("otel-llm: spans are processed but not exported: %s", exc)
+        return []
+    logger.info(
+        "otel-llm: no destination configured; traces are stored in %s (run `otel-llm traces`)",
+        store.path,
+    )
+    return [store]
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -8,5 +8,6 @@ from otel_llm.export.langfuse import Langfuse
 from otel_llm.export.memory import InMemory
 from otel_llm.export.otlp import OTLP
 from otel_llm.export.tencent import TencentAPM
+from otel_llm.local.destination import LocalStore
 
-__all__ = ["OTLP", "Console", "Destination", "InMemory", "Langfuse", "TencentAPM"]
+__all__ = ["OTLP", "Console", "Destination", "InMemory", "Langfuse", "LocalStore", "TencentAPM"]
