@@ -528,7 +528,9 @@ def test_tool_error_is_recorded_and_reraised_untouched(
     assert attrs(weather)["error.type"] == "RuntimeError"
     assert attrs(weather)["otel_llm.observation.level"] == "ERROR"
     assert any(e.name == "exception" for e in weather.events)
-    assert one(spans, "get_time").status.status_code is StatusCode.UNSET
+    # the sibling tool runs concurrently; LangGraph may cancel it when get_weather fails
+    for other in named(spans, "get_time"):
+        assert other.status.status_code is not StatusCode.ERROR
     for name in ("tools", "LangGraph"):
         assert one(spans, name).status.status_code is StatusCode.ERROR
 
