@@ -24,7 +24,6 @@ __all__ = ["EntryTracker", "is_llm_related", "is_llm_scope"]
 
 _LLM_PREFIXES = ("gen_ai.", "langfuse.", "traceloop.", "llm.", "openinference.")
 _LLM_SCOPES = (
-    "otel-llm",
     "langfuse-sdk",
     "openinference",
     "traceloop",
