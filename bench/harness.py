@@ -25,16 +25,43 @@ import argparse
 import dataclasses
 import gc
 import json
+import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["FLUSH_TIMEOUT", "Measurement", "Subject", "measure", "mode_main"]
+__all__ = [
+    "FLUSH_TIMEOUT",
+    "Measurement",
+    "Subject",
+    "measure",
+    "mode_main",
+    "peak_rss_mb",
+    "rss_mb",
+]
 
 FLUSH_TIMEOUT: Final = 120.0
 """Seconds a mode's flush may take: generous, since a timeout shows up as lost spans anyway."""
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB (Linux ``/proc``; 0.0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * _PAGE / 2**20
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``), in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 @dataclass

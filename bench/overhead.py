@@ -12,19 +12,20 @@ or add ``--profile`` for a cProfile report of the app and worker threads.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import payload
+import report
+import rounds
 from harness import FLUSH_TIMEOUT, Subject, mode_main
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-__all__ = ["BASELINE", "FAMILY", "MODES"]
+__all__ = ["BASELINE", "FAMILY", "MODES", "bench"]
 
 FAMILY = "overhead"
 BASELINE = "bare"
@@ -34,8 +35,7 @@ def bare() -> Subject:
     """Hand-written OTel: the floor any instrumentation library is compared with.
 
     ``SimpleSpanProcessor`` exports on the app thread, so all the cost is on the
-    app thread and app µs ≈ CPU µs. Content is serialized per call with the stdlib
-    ``json``, as hand-written instrumentation would do.
+    app thread and app µs ≈ CPU µs. Attributes: ``payload.set_by_hand``.
     """
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -52,18 +52,10 @@ def bare() -> Subject:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
-    dumps = json.dumps
 
     def call() -> None:
         with tracer.start_as_current_span("generation") as span:
-            span.set_attribute("gen_ai.operation.name", "chat")
-            span.set_attribute("gen_ai.request.model", payload.MODEL)
-            span.set_attribute("gen_ai.request.temperature", payload.TEMPERATURE)
-            span.set_attribute("gen_ai.request.max_tokens", payload.MAX_TOKENS)
-            span.set_attribute("gen_ai.input.messages", dumps(payload.MESSAGES))
-            span.set_attribute("gen_ai.output.messages", dumps(payload.OUTPUT))
-            span.set_attribute("gen_ai.usage.input_tokens", payload.USAGE["input_tokens"])
-            span.set_attribute("gen_ai.usage.output_tokens", payload.USAGE["output_tokens"])
+            payload.set_by_hand(span)
 
     return Subject(
         call=call,
@@ -136,6 +128,34 @@ MODES: dict[str, Callable[[], Subject]] = {
     "start_observation": start_observation,
 }
 """Mode name -> factory, in the order the report lists them; the baseline first."""
+
+
+LEGEND = (
+    "Each mode runs in its own process and records into a sink that only counts (no export",
+    "I/O). app µs: wall time of the call loop per call. CPU µs: process CPU (all threads) from",
+    "the loop's start until everything is flushed, per call. app-thread CPU µs: the calling",
+    "thread's own CPU during the loop. delivered/expected: summed over rounds.",
+)
+
+
+def bench(options: rounds.Options) -> tuple[list[str], list[str]]:
+    """Run every mode over the rounds; return (markdown lines, failures)."""
+    results = rounds.alternate(
+        FAMILY,
+        __file__,
+        list(MODES),
+        options.rounds,
+        ["--n", str(options.n)],
+        lambda r: f"{r['cpu_us']:.1f} CPU µs/call",
+    )
+    family = report.FamilyResult(FAMILY, BASELINE, list(MODES), results)
+    failures = [
+        f"{FAMILY}/{mode}: lost {r['expected'] - r['delivered']}"
+        for mode, runs in results.items()
+        for r in runs
+        if r["expected"] != r["delivered"]
+    ]
+    return report.family_section(family, LEGEND), failures
 
 
 if __name__ == "__main__":

@@ -7,9 +7,23 @@ scale, neither hidden by tiny strings nor dominated by huge ones.
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Iterator
 from typing import Any, Final
 
-__all__ = ["MAX_TOKENS", "MESSAGES", "MODEL", "MODEL_PARAMETERS", "OUTPUT", "TEMPERATURE", "USAGE"]
+__all__ = [
+    "MAX_TOKENS",
+    "MESSAGES",
+    "MODEL",
+    "MODEL_PARAMETERS",
+    "OUTPUT",
+    "TEMPERATURE",
+    "USAGE",
+    "distinct",
+    "set_by_hand",
+    "variants",
+]
 
 MODEL: Final = "gpt-4o-mini"
 TEMPERATURE: Final = 0.2
@@ -35,3 +49,42 @@ OUTPUT: Final = (
 )
 
 USAGE: Final[dict[str, int]] = {"input_tokens": 74, "output_tokens": 41}
+
+
+def set_by_hand(span: Any, messages: Any = MESSAGES, output: str = OUTPUT) -> None:
+    """The attributes hand-written OTel instrumentation sets on the call's span.
+
+    Content is serialized per call with the stdlib ``json``, as such code would do.
+    """
+    dumps = json.dumps
+    span.set_attribute("gen_ai.operation.name", "chat")
+    span.set_attribute("gen_ai.request.model", MODEL)
+    span.set_attribute("gen_ai.request.temperature", TEMPERATURE)
+    span.set_attribute("gen_ai.request.max_tokens", MAX_TOKENS)
+    span.set_attribute("gen_ai.input.messages", dumps(messages))
+    span.set_attribute("gen_ai.output.messages", dumps(output))
+    span.set_attribute("gen_ai.usage.input_tokens", USAGE["input_tokens"])
+    span.set_attribute("gen_ai.usage.output_tokens", USAGE["output_tokens"])
+
+
+def distinct(index: int) -> tuple[list[dict[str, str]], str]:
+    """The call's messages and output made unique by ``index``, same sizes give or take.
+
+    Real calls rarely repeat their content, so benchmarks of code that might cache by
+    value (encoders, scrubbers) use these rather than one payload repeated.
+    """
+    messages = [dict(message) for message in MESSAGES]
+    messages[-1]["content"] = f"{messages[-1]['content']} (#{index})"
+    return messages, f"{OUTPUT} (#{index})"
+
+
+VARIANTS: Final = 1024
+
+
+def variants(count: int = VARIANTS) -> Iterator[tuple[list[dict[str, str]], str]]:
+    """Endless (messages, output) pairs cycling over ``count`` :func:`distinct` ones.
+
+    1024 variants of ~2 KB spans exceed gzip's 32 KiB window many times over, so
+    compression sees content as varied as real traffic's.
+    """
+    return itertools.cycle([distinct(i) for i in range(count)])

@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-__all__ = ["FamilyResult", "lost_total", "machine_lines", "render"]
+__all__ = ["FamilyResult", "family_section", "load_average", "machine_lines", "render"]
 
-_DISTRIBUTIONS = ("opentelemetry-sdk", "otel-llm")
-_LEGEND = (
-    "Each mode runs in its own process and records into a sink that only counts (no export I/O).",
-    "app µs: wall time of the call loop per call. CPU µs: process CPU (all threads) from the",
-    "loop's start until everything is flushed, per call. app-thread CPU µs: the calling",
-    "thread's own CPU during the loop. delivered/expected: summed over rounds.",
+_DISTRIBUTIONS = (
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "langfuse",
+    "otel-llm",
+)
+_SHARED_MACHINE = (
+    "**The machine is shared:** other engineers run test suites on these 2 cores while the "
+    "benchmark runs, so absolute numbers are noisy (rounds alternate modes so the noise hits "
+    "all alike; compare ratios, look at the per-round rows for spread)."
 )
 
 
@@ -65,26 +69,38 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def render(families: Sequence[FamilyResult], n: int, rounds: int) -> str:
-    """The whole results.md text."""
+def load_average() -> str:
+    """The 1/5/15-minute load averages, to show how busy the shared machine was."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def render(sections: Sequence[Sequence[str]], settings: Sequence[str]) -> str:
+    """The whole results.md text: machine and settings, then each family's section."""
     out = [
         "# otel-llm benchmark results",
         "",
         *machine_lines(),
-        f"- calls per mode per round: {n}; rounds: {rounds} (modes alternate; medians shown)",
+        *settings,
         "",
-        *_LEGEND,
+        _SHARED_MACHINE,
         "",
     ]
-    for family in families:
-        out += _family_section(family)
+    for section in sections:
+        out += section
     return "\n".join(out) + "\n"
 
 
-def _family_section(family: FamilyResult) -> list[str]:
+def family_section(family: FamilyResult, legend: Sequence[str] = ()) -> list[str]:
+    """A section for a family measured by ``harness.measure`` (e.g. ``overhead``)."""
     base_cpu = statistics.median(r["cpu_us"] for r in family.rounds[family.baseline])
     out = [
         f"## {family.name}",
+        "",
+        *legend,
         "",
         f"| mode | app µs/call | CPU µs/call | ratio to {family.baseline} (CPU) "
         "| delivered/expected | lost | app-thread CPU µs/call |",
@@ -125,13 +141,3 @@ def _problems(family: FamilyResult) -> list[str]:
                     f"drop reasons {dict(r['dropped'])}"
                 )
     return ["", "**Problems:**", "", *lines] if lines else []
-
-
-def lost_total(families: Sequence[FamilyResult]) -> int:
-    """Spans lost across all families, modes and rounds (0 when delivery was complete)."""
-    return sum(
-        r["expected"] - r["delivered"]
-        for family in families
-        for runs in family.rounds.values()
-        for r in runs
-    )
