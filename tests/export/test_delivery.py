@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def _run_app(endpoint: str, spool: Path, n: int, shutdown: float = 5.0) -> list[
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd() / "src")},
     )
     assert result.returncode == 0, result.stderr
-    return [line for line in result.stdout.split() if len(line) == 16]
+    return [line for line in result.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{16}", line)]
 
 
 def test_restart_replays_what_an_earlier_process_spooled(
@@ -95,3 +96,30 @@ def test_restart_replays_what_an_earlier_process_spooled(
     assert server.wait_for(lambda s: len(_ids(s)) >= 30, timeout=30)
     assert sorted(_ids(server)) == sorted(first + second)
     assert not [f for f in tmp_path.rglob("*.seg") if f.stat().st_size > 0]
+
+
+def test_spool_bound_evictions_are_counted_as_dropped(
+    server: OTLPHTTPServer, tmp_path: Path
+) -> None:
+    import os
+
+    server.respond(PATH, 503)  # down for the whole test
+    dest = OTLP(server.url + PATH, protocol="http/protobuf", timeout=0.2)
+    dest._sender._export_timeout = 0.3  # type: ignore[union-attr]
+    p = otel_llm.configure(
+        destinations=[dest],
+        tracer_provider=TracerProvider(),
+        spool_dir=tmp_path,
+        spool_max_bytes=64 * 1024,
+    )
+    for batch in range(30):
+        for i in range(10):
+            with otel_llm.start_observation(f"op-{batch}-{i}", input=os.urandom(2048).hex()):
+                pass
+        p.flush(5.0)  # one batch each
+    stats = p.stats()["destinations"]["otlp"]
+    assert stats["spooled"] == 300
+    assert stats["spool_evicted"] > 0  # the bound held...
+    assert stats["dropped"] >= stats["spool_evicted"]  # ...and what it cost is visible
+    on_disk = sum(f.stat().st_size for f in tmp_path.rglob("*.seg"))
+    assert on_disk <= 64 * 1024

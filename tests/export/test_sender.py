@@ -51,6 +51,9 @@ class ListSpool:
     def close(self) -> None:
         pass
 
+    def stats(self) -> dict[str, int]:
+        return {"batches": len(self.batches)}
+
 
 @pytest.fixture
 def server() -> Iterator[OTLPHTTPServer]:

@@ -128,6 +128,18 @@ class NetworkDestination(Destination):
             self._sender.set_spool(spool)
 
     # -- any thread ---------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Counters; spans the disk spool evicted at its size bound count as dropped."""
+        counts = super().stats()
+        spool = self._sender.spool_stats() if self._sender is not None else {}
+        if spool:
+            evicted = spool.get("evicted", 0)
+            counts["spool_evicted"] = evicted
+            counts["dropped"] = counts.get("dropped", 0) + evicted
+            counts["spool_bytes"] = spool.get("bytes", 0)
+            counts["spool_batches"] = spool.get("batches", 0)
+        return counts
+
     def _force_flush(self, timeout: float) -> bool:
         return self._sender.flush(timeout) if self._sender is not None else True
 

@@ -9,11 +9,13 @@ one is configured, and is counted as dropped otherwise — never silently.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import threading
 import time
 import weakref
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +58,20 @@ class Spool(Protocol):
     def __len__(self) -> int: ...
 
     def close(self) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+_GZIP_MAGIC = b"\x1f\x8b"  # an OTLP request starts with 0x0a: the two never collide
+
+
+def _pack(batch: Batch) -> Batch:
+    """Spooled bodies are gzipped (level 1): ~20x less disk for span payloads."""
+    return Batch(gzip.compress(batch.body, compresslevel=1, mtime=0), batch.spans, batch.attempts)
+
+
+def _unpack(body: bytes) -> bytes:
+    return gzip.decompress(body) if body[:2] == _GZIP_MAGIC else body
 
 
 _REPLAY_BACKOFF_MIN = 1.0
@@ -135,6 +151,10 @@ class Sender:
     def has_spool(self) -> bool:
         return self._spool is not None
 
+    def spool_stats(self) -> dict[str, int]:
+        """The spool's own counters (evictions happen inside it), or {} without one."""
+        return self._spool.stats() if self._spool is not None else {}
+
     def set_spool(self, spool: Spool | None) -> None:
         """Attach the disk spool (configure() does it); replays what earlier runs left."""
         self._spool = spool
@@ -209,7 +229,12 @@ class Sender:
 
         def deliver(batch: Batch) -> bool:
             nonlocal stopped_early
-            outcome = self._transport.send(batch.body, self._attempt_timeout)
+            try:
+                body = _unpack(batch.body)
+            except (OSError, EOFError, zlib.error):
+                self._count("dropped", batch.spans)  # corrupt despite the checksum: skip it
+                return True
+            outcome = self._transport.send(body, self._attempt_timeout)
             if outcome.ok:
                 self._count("replayed", batch.spans)
                 self._count("exported", batch.spans - outcome.rejected)
@@ -239,7 +264,7 @@ class Sender:
         )
 
     def _keep_or_drop(self, batch: Batch, reason: str) -> None:
-        if self._spool is not None and self._spool.put(batch):
+        if self._spool is not None and self._spool.put(_pack(batch)):
             self._count("spooled", batch.spans)
             if not self._backlog:
                 self._backlog = True
