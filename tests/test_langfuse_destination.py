@@ -690,11 +690,29 @@ def test_lone_input_takes_its_output_from_the_source_the_server_would_have_used(
         {semconv.OBSERVATION_INPUT: '"q"', semconv.GEN_AI_OUTPUT_MESSAGES: messages}
     )
     assert out[dialect.LF_INPUT] == '"q"' and out[dialect.LF_OUTPUT] == messages
-    assert out[semconv.GEN_AI_OUTPUT_MESSAGES] == messages
+    # with both langfuse keys set, the message copy would only double the request
+    assert semconv.GEN_AI_OUTPUT_MESSAGES not in out
     out = dialect.to_langfuse(
         {semconv.OBSERVATION_OUTPUT: '"a"', semconv.GEN_AI_INPUT_MESSAGES: "[]"}
     )
     assert out[dialect.LF_INPUT] == "[]" and out[dialect.LF_OUTPUT] == '"a"'
+
+
+def test_message_copies_are_not_sent_twice() -> None:
+    messages = '[{"role":"user","parts":[{"type":"text","content":"q"}]}]'
+    out = dialect.to_langfuse(
+        {
+            semconv.OBSERVATION_INPUT: '"q"',
+            semconv.OBSERVATION_OUTPUT: '"a"',
+            semconv.GEN_AI_INPUT_MESSAGES: messages,
+            semconv.GEN_AI_SYSTEM_INSTRUCTIONS: "[]",
+            semconv.GEN_AI_REQUEST_MODEL: "m",
+        }
+    )
+    assert out[dialect.LF_INPUT] == '"q"' and out[dialect.LF_OUTPUT] == '"a"'
+    assert semconv.GEN_AI_INPUT_MESSAGES not in out
+    assert semconv.GEN_AI_SYSTEM_INSTRUCTIONS not in out
+    assert out[semconv.GEN_AI_REQUEST_MODEL] == "m"  # other gen_ai.* keys stay
 
 
 def test_lone_input_without_other_sources_sends_no_invented_output() -> None:

@@ -163,7 +163,19 @@ def to_langfuse(attributes: Mapping[str, Any]) -> dict[str, Any]:
             out.pop(semconv.COST_RAW, None)
     if get(semconv.GEN_AI_IS_ENTRY) is True:
         out[LF_IS_APP_ROOT] = True
+    if LF_INPUT in out and LF_OUTPUT in out:
+        # The server reads langfuse.observation.input/output first; the message copies
+        # would only double the request (and what Langfuse stores in metadata).
+        for key in _MESSAGE_COPIES:
+            out.pop(key, None)
     return out
+
+
+_MESSAGE_COPIES = (
+    semconv.GEN_AI_INPUT_MESSAGES,
+    semconv.GEN_AI_OUTPUT_MESSAGES,
+    semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+)
 
 
 def _input_output(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
