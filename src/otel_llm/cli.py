@@ -1,4 +1,4 @@
-"""The ``otel-llm`` command: run the demo, and read the local store.
+"""The ``otel-llm`` command: run the demo, receive OTLP, and read the local store.
 
 Only this module and ``otel_llm.local.views`` import presentation libraries (rich);
 the library itself never does. Exit codes: 0 on success, 2 on bad usage or input
@@ -6,6 +6,9 @@ the library itself never does. Exit codes: 0 on success, 2 on bad usage or input
 and no traceback; 1 when the demo could not deliver everything in time.
 
     otel-llm demo [--db PATH]
+    otel-llm serve [--db PATH] [--host 127.0.0.1] [--http-port 4318] [--grpc-port 4317]
+                   [--token TOKEN] [--forward] [--no-store] [--config FILE]
+                   [--max-body-bytes N]
     otel-llm traces [--db PATH] [--limit N] [--user U] [--session S] [--json]
     otel-llm show TRACE_ID [--db PATH] [--json] [--html FILE]
     otel-llm stats [--db PATH] [--by model|user|session|release|version] [--json]
@@ -99,6 +102,26 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from otel_llm.local.serve import ServeOptions, run
+
+    options = ServeOptions(
+        db=args.db,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        token=args.token,
+        forward=args.forward,
+        store=not args.no_store,
+        config=args.config,
+        max_body_bytes=args.max_body_bytes,
+    )
+    try:
+        return run(options)
+    except OSError as exc:  # a port that cannot be bound
+        raise _Fail(str(exc)) from None
+
+
 def _traces(args: argparse.Namespace) -> int:
     with _reader(args) as reader:
         traces = reader.traces(limit=args.limit, user=args.user, session=args.session)
@@ -189,6 +212,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535 (0: any free port), got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="otel-llm",
@@ -213,6 +246,42 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         _demo,
         "run the built-in sample agent (no network, no keys), store and print its trace",
+    )
+    serve = command(
+        "serve",
+        _serve,
+        "embedded OTLP receiver (HTTP/protobuf + JSON, gRPC) writing into the store; with "
+        "--forward also a gateway to the destinations of the environment or --config",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    serve.add_argument(
+        "--http-port", type=_port, default=4318, metavar="PORT", help="default 4318; 0: any free"
+    )
+    serve.add_argument(
+        "--grpc-port", type=_port, default=4317, metavar="PORT", help="default 4317; 0: any free"
+    )
+    serve.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' (default: $OTEL_LLM_SERVE_TOKEN)",
+    )
+    serve.add_argument(
+        "--forward",
+        action="store_true",
+        help="also send processed spans to the destinations of the environment or --config",
+    )
+    serve.add_argument(
+        "--no-store", action="store_true", help="with --forward: do not store locally"
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="TOML: processing options and [destinations]"
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive,
+        default=16 * 2**20,
+        metavar="N",
+        help="largest request body, compressed or not (default: 16 MiB)",
     )
     traces = command("traces", _traces, "list the latest traces")
     traces.add_argument("--limit", type=_positive, default=20, metavar="N")
