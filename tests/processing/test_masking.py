@@ -816,3 +816,27 @@ def test_property_builtin_scrubbers_find_a_secret_however_the_json_is_written(
     assert json.loads(text) == planted
     masked = _masked(text, key="gen_ai.input.messages")
     assert not any(secret in s for s in _strings(orjson.loads(masked)))
+
+
+def test_structured_content_values_are_masked_not_skipped() -> None:
+    """A dict or bytes under a content key (another exporter's kvlist/bytes) is examined too."""
+    from otel_llm.processing.masking import compile_masker, mask_record
+    from otel_llm.processing.record import SpanRecord
+    from otel_llm.processing.stage import StageContext
+
+    key = "sk-proj-AbCdEf0123456789AbCdEf0123456789"
+    record = SpanRecord(
+        trace_id=1,
+        span_id=2,
+        name="x",
+        start_time=0,
+        end_time=1,
+        attributes={
+            "gen_ai.input.messages": {"role": "user", "content": f"my key {key}"},
+            "input.value": f"use {key}".encode(),
+        },
+    )
+    mask_record(record, StageContext(masker=compile_masker(None, None)))
+    dumped = repr(record.attributes)
+    assert key not in dumped
+    assert "REDACTED" in dumped

@@ -57,6 +57,7 @@ from otel_llm.processing.masker import (
 from otel_llm.processing.masking_options import compile_options, mask_call_style
 from otel_llm.processing.record import SpanRecord
 from otel_llm.processing.stage import StageContext
+from otel_llm.serialize import to_json
 
 __all__ = ["MASK_FALLBACK_VALUE", "Masker", "compile_masker", "mask_record"]
 
@@ -149,6 +150,10 @@ def mask_record(record: SpanRecord, ctx: StageContext) -> None:
             new = _guarded(masker, kind, value, hits, ctx, key)
             if new is not value:
                 updates[key] = new
+        elif kind & CONTENT and value is not None and not isinstance(value, (bool, int, float)):
+            # Structured content (a dict or bytes from another exporter's kvlist/bytes
+            # value): mask it as JSON text rather than let it pass unexamined.
+            updates[key] = _guarded(masker, kind, to_json(value), hits, ctx, key)
     changed = _apply(attributes, updates, ctx)
     if record.events:
         changed += _mask_events(record, masker, hits, ctx)
