@@ -31,7 +31,16 @@ from otel_llm.instrument.ids import SeededIdGenerator
 from otel_llm.processing.processor import LLMSpanProcessor
 from otel_llm.settings import resolve
 
-__all__ = ["Pipeline", "configure", "flush", "shutdown"]
+__all__ = [
+    "Pipeline",
+    "attach_spools",
+    "check_masking",
+    "check_pricing",
+    "check_resource_attributes",
+    "configure",
+    "flush",
+    "shutdown",
+]
 
 _EXIT_TIMEOUT = 2.0
 _configure_lock = threading.Lock()
@@ -194,9 +203,9 @@ def configure(
     }
     settings = {name: resolve(name, value) for name, value in kwargs.items()}
     _check_callable("mask", mask)
-    _check_masking(masking)
-    _check_pricing(pricing)
-    resource_overrides = _check_resource_attributes(resource_attributes)
+    check_masking(masking)
+    check_pricing(pricing)
+    resource_overrides = check_resource_attributes(resource_attributes)
     if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
         raise ConfigError(
             "tracer_provider",
@@ -251,7 +260,7 @@ def configure(
             old_processor.shutdown(_EXIT_TIMEOUT, keep=chosen)
     if previous is not None and previous is not pipeline:
         previous._closed = True
-    _attach_spools(chosen, value("spool_dir"), value("spool_max_bytes"), value("service_name"))
+    attach_spools(chosen, value("spool_dir"), value("spool_max_bytes"), value("service_name"))
     if not chosen:
         logger.info("otel-llm: no destinations: spans are processed but not exported")
     return pipeline
@@ -275,7 +284,7 @@ def _choose_provider(given: TracerProvider | None, service_name: str | None) -> 
     return provider
 
 
-def _attach_spools(
+def attach_spools(
     destinations: Sequence[Destination],
     spool_dir: Path | bool | None,
     max_bytes: int,
@@ -305,12 +314,12 @@ def _check_callable(name: str, value: object) -> None:
         raise ConfigError(name, f"must be a function, got {type(value).__name__}")
 
 
-def _check_masking(value: object) -> None:
+def check_masking(value: object) -> None:
     if value is not None and not isinstance(value, (bool, Mapping)):
         raise ConfigError("masking", "must be True, False or a mapping of scrubber options")
 
 
-def _check_pricing(value: object) -> None:
+def check_pricing(value: object) -> None:
     if value is None or isinstance(value, Mapping):
         return
     if isinstance(value, (str, Path)):
@@ -323,7 +332,7 @@ def _check_pricing(value: object) -> None:
 _ATTRIBUTE_TYPES = (str, bool, int, float)
 
 
-def _check_resource_attributes(value: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_resource_attributes(value: Mapping[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):

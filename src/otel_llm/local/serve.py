@@ -48,10 +48,10 @@ from urllib.parse import urlsplit
 
 from otel_llm import semconv
 from otel_llm.config import (
-    _attach_spools,
-    _check_masking,
-    _check_pricing,
-    _check_resource_attributes,
+    attach_spools,
+    check_masking,
+    check_pricing,
+    check_resource_attributes,
 )
 from otel_llm.diagnostics import logger
 from otel_llm.errors import ConfigError
@@ -168,11 +168,11 @@ def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:
         else:
             config.values[name] = resolve(name, None)[0]
     masking = data.get("masking")
-    _check_masking(masking)
+    check_masking(masking)
     pricing = data.get("pricing")
     if isinstance(pricing, str):
         pricing = str(base / Path(pricing).expanduser())
-    _check_pricing(pricing)
+    check_pricing(pricing)
     media = data.get("media")
     if media is not None and not isinstance(media, (bool, Mapping)):
         raise ConfigError("media", "must be true, false or a table of limits", source=source)
@@ -180,7 +180,7 @@ def load_config(path: str | os.PathLike[str] | None) -> ServeConfig:
         masking=masking,
         pricing=pricing,
         media=media,
-        resource_attributes=_check_resource_attributes(data.get("resource_attributes")),
+        resource_attributes=check_resource_attributes(data.get("resource_attributes")),
     )
     if "destinations" in data:
         config.destinations = _destinations(data["destinations"], source)
@@ -321,7 +321,7 @@ def _build(options: ServeOptions) -> tuple[RecordWorker, LocalStore | None, list
     chosen = [d for d in (store, *forwarded) if d is not None]
     _unique(chosen)
     service = values["service_name"] or _SPOOL_SERVICE
-    _attach_spools(forwarded, values["spool_dir"], values["spool_max_bytes"], service)
+    attach_spools(forwarded, values["spool_dir"], values["spool_max_bytes"], service)
     overrides = dict(values["resource_attributes"])
     if "service_name" in config.explicit:
         overrides = {"service.name": values["service_name"], **overrides}
