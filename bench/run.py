@@ -6,7 +6,9 @@ Families (``--families``, default all, in this order):
 - ``pipelines``: whole pipelines (bare OTel, the Langfuse SDK, otel-llm) exporting to
   the shared counting sink in another process (``sink.py``);
 - ``micro``: encoder, processing stages and span-processor cost, in isolation;
-- ``outage``: otel-llm under a paced load with its backend up vs down (disk spool).
+- ``outage``: otel-llm under a paced load with its backend up vs down (disk spool);
+- ``serve``: ``otel-llm serve`` ingest (stock exporters in another process) and store
+  cost per span, next to the bare stock pipeline into the sink.
 
 Each (round, mode) runs in a fresh subprocess and modes alternate within each round
 (see ``rounds.py``). The sink is started once, for the whole run, when a family
@@ -33,6 +35,7 @@ import overhead
 import pipelines
 import report
 import rounds
+import serve_ingest
 
 __all__ = ["FAMILIES", "main"]
 
@@ -41,10 +44,11 @@ FAMILIES: dict[str, ModuleType] = {
     "pipelines": pipelines,
     "micro": micro,
     "outage": outage,
+    "serve": serve_ingest,
 }
 """Family name -> module, in report order."""
 
-NEEDS_SINK = frozenset({"pipelines", "outage"})
+NEEDS_SINK = frozenset({"pipelines", "outage", "serve"})
 
 _HERE = Path(__file__).resolve().parent
 

@@ -124,3 +124,26 @@ def test_profile_flag_reports_app_thread() -> None:
     assert done.returncode == 0, done.stderr
     assert "app thread, 20 calls: top 10 by cumulative" in done.stdout
     assert "by tottime" in done.stdout
+
+
+SERVE_ROW = re.compile(
+    r"^\| (sink|serve|serve_paced) \|[^|]+\|(?: (?:[\d.]+|–) \|){8} (\d+)/(\d+) \| (\d+) \|$"
+)
+
+
+@pytest.mark.timeout(600)
+def test_serve_stores_every_span(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+    done = _run(
+        str(BENCH / "run.py"),
+        *("--families", "serve", "--n", "200", "--rounds", "1", "--out", str(out)),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {
+        m.group(1): m.groups()[1:]
+        for m in map(SERVE_ROW.match, _section(out.read_text(encoding="utf-8"), "serve"))
+        if m
+    }
+    assert set(rows) == {"sink", "serve", "serve_paced"}
+    for mode, (stored, sent, lost) in rows.items():
+        assert (stored, sent, lost) == ("200", "200", "0"), mode
