@@ -7,6 +7,12 @@ JSON, optionally gzip/deflate) are parsed as ``ExportTraceServiceRequest`` and
 flattened into :class:`DecodedSpan` objects; JSON bodies elsewhere (e.g. Langfuse's
 ``POST /api/public/scores``) are parsed into ``request.json``.
 
+Langfuse's media API is served too (unless scripted with ``respond``): ``POST
+/api/public/media`` answers ``{mediaId, uploadUrl}`` with the SDK's id for the
+``sha256Hash`` sent and ``uploadUrl = url + "/upload/<id>"`` (null for ids in
+``known_media``, which a PATCH reporting a 2xx upload adds to); ``PUT /upload/<id>``
+and ``PATCH /api/public/media/<id>`` answer 200.
+
 Responses are configurable per path: a default (``respond(path, status)``) and
 one-shot responses consumed in order (``respond(path, 503, times=2)``), so retry
 and failure tests can script the server.
@@ -24,6 +30,7 @@ or as a session fixture with ``server.reset()`` between tests.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import threading
@@ -40,6 +47,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
 __all__ = ["DecodedSpan", "OTLPHTTPServer", "RecordedRequest", "Response", "any_value"]
+
+MEDIA_PATH = "/api/public/media"
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,8 @@ class OTLPHTTPServer:
         self._requests: list[RecordedRequest] = []  # guarded by _lock
         self._defaults: dict[str, Response] = {}  # guarded by _lock
         self._queued: dict[str, deque[Response]] = {}  # guarded by _lock
+        self.known_media: set[str] = set()
+        """Media ids whose create answers ``uploadUrl: null`` (already stored)."""
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -194,6 +205,7 @@ class OTLPHTTPServer:
             self._requests.clear()
             self._defaults.clear()
             self._queued.clear()
+            self.known_media.clear()
 
     # -- inspection -------------------------------------------------------------------
     @property
@@ -228,7 +240,24 @@ class OTLPHTTPServer:
             queued = self._queued.get(request.path)
             if queued:
                 return queued.popleft()
-            return self._defaults.get(request.path, Response())
+            if request.method == "PATCH" and request.path.startswith(MEDIA_PATH + "/"):
+                marked = request.json if isinstance(request.json, dict) else {}
+                if str(marked.get("uploadHttpStatus", "")).startswith("2"):
+                    self.known_media.add(request.path.rsplit("/", 1)[1])  # stored now
+            default = self._defaults.get(request.path)
+            if default is not None:
+                return default
+            if request.method == "POST" and request.path == MEDIA_PATH:
+                return self._media_created(request)
+            return Response()
+
+    def _media_created(self, request: RecordedRequest) -> Response:
+        """Langfuse's create answer: the SDK's media id and where to PUT the bytes."""
+        sha = request.json.get("sha256Hash", "") if isinstance(request.json, dict) else ""
+        digest = base64.b64decode(sha)
+        media_id = base64.urlsafe_b64encode(digest).decode("ascii")[:22]
+        upload = None if media_id in self.known_media else f"{self.url}/upload/{media_id}"
+        return Response(body=json.dumps({"mediaId": media_id, "uploadUrl": upload}).encode())
 
 
 def _handler_for(server: OTLPHTTPServer) -> type[BaseHTTPRequestHandler]:
@@ -242,6 +271,9 @@ def _handler_for(server: OTLPHTTPServer) -> type[BaseHTTPRequestHandler]:
             self._handle()
 
         def do_GET(self) -> None:
+            self._handle()
+
+        def do_PATCH(self) -> None:
             self._handle()
 
         def log_message(self, format: str, *args: Any) -> None:

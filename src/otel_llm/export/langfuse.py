@@ -4,7 +4,9 @@ What the server needs (``reference/langfuse-server-otel.md``): ``POST
 {host}/api/public/otel/v1/traces``, gzip, ``Authorization: Basic b64(pk:sk)``,
 ``x-langfuse-ingestion-version: 4``; a batch is accepted or rejected whole, so
 spans with bad ids are dropped (and counted) before sending. Scores go to
-``POST {host}/api/public/scores`` as JSON.
+``POST {host}/api/public/scores`` as JSON. Media payloads the media stage took out of
+the content become Langfuse media tokens in the exported attributes; their bytes are
+uploaded from a thread of their own (:mod:`otel_llm.export.langfuse_media`).
 
 By default only LLM-related spans are sent (ours, and any carrying ``gen_ai.*``,
 ``langfuse.*``, ``traceloop.*``, ``llm.*`` or ``openinference.*`` attributes);
@@ -23,6 +25,7 @@ import dataclasses
 import math
 import os
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -36,9 +39,11 @@ from otel_llm.diagnostics import guard, log_once
 from otel_llm.errors import ConfigError
 from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.http_transport import HttpTransport
+from otel_llm.export.langfuse_media import MediaJob, MediaUploader
 from otel_llm.export.network import NetworkDestination
 from otel_llm.export.sender import Batch, Sender
 from otel_llm.processing.entry import is_llm_related, is_llm_scope
+from otel_llm.processing.media_model import MediaPayload
 from otel_llm.processing.record import SpanRecord
 from otel_llm.scores import Score
 
@@ -139,6 +144,9 @@ class Langfuse(NetworkDestination):
             attempt_timeout=self._timeout,
             export_timeout=self._timeout,
         )
+        self._media = MediaUploader(
+            self.name, self._host, self._auth, self._count, secrets=secrets, timeout=self._timeout
+        )
 
     # -- worker thread --------------------------------------------------------------
     def select(self, records: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
@@ -203,6 +211,8 @@ class Langfuse(NetworkDestination):
                 continue
             attributes = self._attributes(record)
             if attributes is not None:
+                if record.extras.get("media") and self._capture_content is not False:
+                    self._media_tokens(record, attributes)
                 prepared.append((record, attributes))
         dialect.share_trace_fields([(r.trace_id, a) for r, a in prepared])
         self._remember_environments(prepared)
@@ -216,6 +226,20 @@ class Langfuse(NetworkDestination):
             return dialect.to_langfuse(record.attributes)
         self._count("dropped")
         return None
+
+    def _media_tokens(self, record: SpanRecord, attributes: dict[str, Any]) -> None:
+        """Our media references → Langfuse tokens; their bytes queued for upload."""
+        payloads: dict[str, MediaPayload] = {}
+        for payload in record.extras["media"]:
+            if isinstance(payload, MediaPayload):
+                payloads[payload.sha256] = payload
+        if not payloads:
+            return
+        with guard(f"destination.{self.name}.media"):
+            found = dialect.replace_media_references(attributes, payloads)
+            trace_id, span_id = record.trace_id_hex, f"{record.span_id:016x}"
+            for sha256, field in found:
+                self._media.submit(MediaJob(payloads[sha256], trace_id, span_id, field))
 
     def _resource_for(self, resource: Resource) -> Resource:
         cached = self._resources.get(id(resource))
@@ -271,11 +295,18 @@ class Langfuse(NetworkDestination):
 
     # -- any thread -----------------------------------------------------------------
     def _force_flush(self, timeout: float) -> bool:
-        return super()._force_flush(timeout) and self._scores.flush(timeout)
+        deadline = time.monotonic() + timeout
+        spans_done = super()._force_flush(timeout) and self._scores.flush(timeout)
+        return self._media.flush(max(0.0, deadline - time.monotonic())) and spans_done
 
     def _shutdown(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         spans_done = super()._shutdown(timeout)
-        return self._scores.shutdown(max(0.1, timeout / 4)) and spans_done
+        scores_done = self._scores.shutdown(max(0.1, timeout / 4))
+        # Media last and bounded: a token already exported is worth its bytes, but
+        # never at the cost of the spans' own shutdown budget.
+        media_done = self._media.shutdown(max(0.1, deadline - time.monotonic()))
+        return spans_done and scores_done and media_done
 
     def __repr__(self) -> str:
         return (
