@@ -67,10 +67,20 @@ def _clean_tags(tags: object) -> tuple[str, ...]:
     if isinstance(tags, str):
         return (tags,)
     if isinstance(tags, (Sequence, set, frozenset)):
-        return tuple(str(t) for t in tags)
+        return tuple(t for t in (_text("tags", tag) for tag in tags) if t is not None)
     count("invalid_value.tags")
     log_once("propagate_attributes", "tags", "tags must be a list of strings; ignored")
     return ()
+
+
+def _text(field: str, value: object) -> str | None:
+    """``str(value)``, or None (counted) when the value can't even be printed."""
+    try:
+        return str(value)
+    except Exception:
+        count(f"invalid_value.{field}")
+        log_once("trace_attributes", field, f"{field} ignored: its str() raised")
+        return None
 
 
 def trace_attributes(
@@ -86,23 +96,23 @@ def trace_attributes(
 ) -> dict[str, Any]:
     """Span attributes for trace-level fields (only the ones given)."""
     attrs: dict[str, Any] = {}
-    if user_id is not None:
-        attrs[semconv.USER_ID] = str(user_id)
-    if session_id is not None:
-        attrs[semconv.SESSION_ID] = str(session_id)
-    if trace_name is not None:
-        attrs[semconv.TRACE_NAME] = str(trace_name)
-    if environment is not None:
-        problem = environment_problem(str(environment))
+    if user_id is not None and (text := _text("user_id", user_id)) is not None:
+        attrs[semconv.USER_ID] = text
+    if session_id is not None and (text := _text("session_id", session_id)) is not None:
+        attrs[semconv.SESSION_ID] = text
+    if trace_name is not None and (text := _text("trace_name", trace_name)) is not None:
+        attrs[semconv.TRACE_NAME] = text
+    if environment is not None and (env := _text("environment", environment)) is not None:
+        problem = environment_problem(env)
         if problem is None:
-            attrs[semconv.ENVIRONMENT] = str(environment)
+            attrs[semconv.ENVIRONMENT] = env
         else:
             count("invalid_value.environment")
             log_once("trace_attributes", "environment", f"environment ignored: {problem}")
-    if release is not None:
-        attrs[semconv.RELEASE] = str(release)
-    if version is not None:
-        attrs[semconv.VERSION] = str(version)
+    if release is not None and (text := _text("release", release)) is not None:
+        attrs[semconv.RELEASE] = text
+    if version is not None and (text := _text("version", version)) is not None:
+        attrs[semconv.VERSION] = text
     if tags:
         attrs[semconv.TRACE_TAGS] = tags
     if metadata:

@@ -34,8 +34,12 @@ def infer_data_type(value: object) -> DataType | None:
     """The data type a value implies, or None when it can't be a score value."""
     if isinstance(value, bool):
         return "BOOLEAN"
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return "NUMERIC"
+    if isinstance(value, (int, float)):
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an int beyond any float
+            return None
+        return "NUMERIC" if finite else None
     if isinstance(value, str):
         return "CATEGORICAL"
     return None

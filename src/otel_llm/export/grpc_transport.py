@@ -96,7 +96,10 @@ class GrpcTransport:
         retry_after = _retry_info(error)
         retryable = code in _RETRYABLE
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is None:
-            retryable = True  # OTLP: retry with backoff when the server gives no hint
+            # OTLP: retryable only when the server says recovery is possible (RetryInfo);
+            # otherwise it is usually a message over the server's size limit, which no
+            # retry will fix and which would block the spool behind it.
+            retryable = False
         return Outcome(
             ok=False,
             retryable=retryable,

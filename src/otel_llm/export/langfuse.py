@@ -31,7 +31,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from opentelemetry.sdk.resources import Resource
 
 from otel_llm import runtime
@@ -46,6 +45,7 @@ from otel_llm.processing.entry import is_llm_related, is_llm_scope
 from otel_llm.processing.media_model import MediaPayload
 from otel_llm.processing.record import SpanRecord
 from otel_llm.scores import Score
+from otel_llm.serialize import to_json
 
 __all__ = ["DEFAULT_HOST", "Langfuse"]
 
@@ -268,7 +268,8 @@ class Langfuse(NetworkDestination):
 
     def _export_score(self, score: Score) -> bool:
         """Queue the score for the public scores API (delivered from the scores sender)."""
-        self._scores.submit(Batch(orjson.dumps(self._score_body(score)), 1))
+        # to_json never raises (a lone surrogate in a name or comment is replaced, counted)
+        self._scores.submit(Batch(to_json(self._score_body(score)).encode(), 1))
         return False  # counted on delivery as scores_exported / scores_failed
 
     def _count_score(self, key: str, n: int) -> None:

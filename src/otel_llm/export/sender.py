@@ -105,6 +105,8 @@ class Sender:
         self._stop = threading.Event()
         self._closed = False
         self._replay_at = 0.0  # sender thread only: next time to try the spool
+        self._inflight: Batch | None = None  # guarded by _lock
+        self._inflight_kept = False  # guarded by _lock
         self._replay_backoff = _REPLAY_BACKOFF_MIN
         self._backlog = False  # sender thread only: the spool held batches last we looked
         self._start()
@@ -190,8 +192,21 @@ class Sender:
             with self._lock:
                 if not self._queue:
                     self._idle.set()
+            if self._spool is not None and self._backlog and not self._stop.is_set():
+                self._wake.set()  # keep rounds coming while a backlog waits on disk
+                self._stop.wait(min(1.0, max(0.0, self._replay_at - time.monotonic())))
 
     def _deliver(self, batch: Batch) -> None:
+        with self._lock:
+            self._inflight = batch
+            self._inflight_kept = False
+        try:
+            self._deliver_now(batch)
+        finally:
+            with self._lock:
+                self._inflight = None
+
+    def _deliver_now(self, batch: Batch) -> None:
         deadline = time.monotonic() + self._export_timeout
         outcome, attempts = send_with_retry(
             self._transport,
@@ -207,10 +222,14 @@ class Sender:
                 self._count("rejected", outcome.rejected)
             return
         kept = Batch(batch.body, batch.spans, batch.attempts + attempts)
+        with self._lock:
+            already_kept = self._inflight_kept  # shutdown spooled it while we waited
+        if already_kept:
+            return
         if outcome.retryable or outcome.is_auth_error:
             # Auth errors keep spooling: nothing is lost when the keys are fixed.
             self._log_failure(outcome)
-            self._keep_or_drop(kept, f"status_{outcome.status}")
+            self._keep_or_drop(kept, f"status_{outcome.status}", outcome.retry_after)
         else:
             self._log_failure(outcome)
             self._count("failed", batch.spans)
@@ -218,8 +237,8 @@ class Sender:
     def _replay_spool(self) -> None:
         """Send spooled batches while the backend takes them; back off when it doesn't."""
         spool = self._spool
-        if spool is None or self._queue or time.monotonic() < self._replay_at:
-            return
+        if spool is None or time.monotonic() < self._replay_at:
+            return  # (live traffic does not postpone it: a few spooled batches per round)
         if not len(spool):
             if self._backlog:
                 self._backlog = False
@@ -244,11 +263,13 @@ class Sender:
                 self._count("failed", batch.spans)  # it will never be accepted: drop it
                 return True
             stopped_early = True
+            if outcome.retry_after is not None:
+                self._replay_at = time.monotonic() + outcome.retry_after
             return False
 
-        spool.replay(deliver, timeout=self._export_timeout, limit=64)
+        spool.replay(deliver, timeout=self._export_timeout, limit=8 if self._queue else 64)
         if stopped_early:
-            self._replay_at = time.monotonic() + self._replay_backoff
+            self._replay_at = max(self._replay_at, time.monotonic() + self._replay_backoff)
             self._replay_backoff = min(_REPLAY_BACKOFF_MAX, self._replay_backoff * 2)
         else:
             self._replay_backoff = _REPLAY_BACKOFF_MIN
@@ -263,7 +284,7 @@ class Sender:
             level=logging.ERROR if not outcome.retryable else logging.WARNING,
         )
 
-    def _keep_or_drop(self, batch: Batch, reason: str) -> None:
+    def _keep_or_drop(self, batch: Batch, reason: str, retry_after: float | None = None) -> None:
         if self._spool is not None and self._spool.put(_pack(batch)):
             self._count("spooled", batch.spans)
             if not self._backlog:
@@ -271,7 +292,8 @@ class Sender:
                 logger.warning(
                     "otel-llm %s: backend unavailable (%s); spooling to disk", self._name, reason
                 )
-            self._replay_at = max(self._replay_at, time.monotonic() + self._replay_backoff)
+            wait = max(self._replay_backoff, retry_after or 0.0)  # honour Retry-After
+            self._replay_at = max(self._replay_at, time.monotonic() + wait)
             return
         self._count("dropped", batch.spans)
         log_once(
@@ -301,6 +323,11 @@ class Sender:
         with self._lock:
             leftover = list(self._queue)
             self._queue.clear()
+            if self._thread.is_alive() and self._inflight is not None:
+                # Still waiting on the backend: keep a copy, so a process exit loses
+                # nothing (if the attempt succeeds after all, replay repeats it once).
+                leftover.append(self._inflight)
+                self._inflight_kept = True
         for batch in leftover:
             self._keep_or_drop(batch, "shutdown_deadline")
         self._transport.close()

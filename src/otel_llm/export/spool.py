@@ -245,7 +245,10 @@ class DiskSpool:
                 except Exception as exc:
                     self._fail("replay", exc)
                     break
-                if found is None or not deliver(_batch(found[0])):
+                if found is None:
+                    break
+                if not deliver(_batch(found[0])):
+                    self._release_claim()  # the backend is down: let eviction see it
                     break
                 try:
                     self._commit(found[1])
@@ -402,6 +405,13 @@ class DiskSpool:
                 )
             self._claim = None
             self._deleted(claim, 0)
+
+    def _release_claim(self) -> None:
+        """Unlock the segment being read (its progress is in the ack), so that while the
+        backend stays down, size-bound eviction can still take the oldest segment."""
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.close()
 
     def _commit(self, end: int) -> None:
         claim = self._claim

@@ -99,6 +99,20 @@ def prompt_attributes(prompt: object) -> dict[str, Any]:
 
 def completion_start_ns(value: object) -> int | None:
     """A datetime or epoch seconds (OpenAI's ``created``) as epoch nanoseconds."""
+    try:
+        ns = _completion_start_ns(value)
+    except (OverflowError, ValueError, OSError):
+        ns = None  # datetime.min/max, inf, 1e300, 10**400: not a moment we can record
+    if ns is None or not 0 < ns < _YEAR_3000_NS:
+        invalid("completion_start_time", "must be a datetime or epoch seconds")
+        return None
+    return ns
+
+
+_YEAR_3000_NS = 32503680000 * 10**9
+
+
+def _completion_start_ns(value: object) -> int | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.astimezone()  # naive means local time, as Python does
@@ -110,7 +124,6 @@ def completion_start_ns(value: object) -> int | None:
         elif seconds > 1e11:  # milliseconds
             seconds /= 1e3
         return int(seconds * 1e9)
-    invalid("completion_start_time", "must be a datetime or epoch seconds")
     return None
 
 

@@ -38,12 +38,16 @@ def create_trace_id(seed: str | None = None) -> str:
         while value == 0:
             value = random.getrandbits(128)
         return f"{value:032x}"
-    return hashlib.sha256(str(seed).encode("utf-8")).digest()[:16].hex()
+    # surrogatepass: a seed with a lone surrogate still gets its own stable id
+    return hashlib.sha256(str(seed).encode("utf-8", "surrogatepass")).digest()[:16].hex()
 
 
 def parse_trace_id(value: object) -> int | None:
     """The integer id for a 32-hex-digit string (UUIDs with dashes accepted), else None."""
-    text = str(value).strip().lower().replace("-", "")
+    try:
+        text = str(value).strip().lower().replace("-", "")
+    except Exception:
+        text = ""
     if _TRACE_ID.fullmatch(text) and int(text, 16) != 0:
         return int(text, 16)
     count("invalid_value.trace_id")

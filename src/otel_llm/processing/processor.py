@@ -26,6 +26,7 @@ from otel_llm.context import current_trace_attributes
 from otel_llm.diagnostics import counts, guard, log_once, report, strict
 from otel_llm.errors import ConfigError
 from otel_llm.export.base import Destination
+from otel_llm.export.encoder import encoder_counts
 from otel_llm.processing.entry import EntryTracker
 from otel_llm.processing.record import SpanRecord, record_from_span
 from otel_llm.processing.sampling import keep_trace, ratio_bound
@@ -334,7 +335,15 @@ class LLMSpanProcessor(SpanProcessor):
             "spans_sampled_out": self._sampled_out,
             "spans_queued": len(self._queue),
             "dropped_reasons": reasons,
-            "values_replaced": replacement_counts(),
+            "values_replaced": {
+                **replacement_counts(),
+                **{f"encoder.{k}": v for k, v in encoder_counts().items()},
+            },
+            "invalid_values": {
+                key.removeprefix("invalid_value."): value
+                for key, value in internal.items()
+                if key.startswith("invalid_value.")
+            },
             "processing": dict(self._stage_context.counters),
             "internal_errors": {
                 key.removeprefix("internal_error."): value
