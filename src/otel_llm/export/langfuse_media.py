@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from otel_llm.diagnostics import log_once, report, strict
 from otel_llm.export.dialect_langfuse import media_id as langfuse_media_id
 from otel_llm.export.http_transport import redact
 from otel_llm.export.retry import RETRYABLE_HTTP_STATUS
+from otel_llm.forking import after_fork_in_child
 from otel_llm.processing.media_model import MediaPayload
 
 __all__ = ["MEDIA_PATH", "MediaJob", "MediaUploader", "langfuse_media_id", "sha256_base64"]
@@ -130,7 +129,7 @@ class MediaUploader:
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()  # uploader thread
         self._closed = False
         self._start()
-        os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+        after_fork_in_child(self._after_fork_in_child)
 
     def _start(self) -> None:
         self._cond = threading.Condition()
@@ -370,14 +369,3 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
 def _utc_now() -> str:
     now = datetime.now(timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import threading
 import time
-import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from opentelemetry import context as otel_context
 
 from otel_llm.diagnostics import log_once, logger, report, strict
 from otel_llm.export.retry import Outcome, Transport, send_with_retry
+from otel_llm.forking import after_fork_in_child
 
 __all__ = ["Batch", "Sender", "Spool"]
 
@@ -110,7 +109,7 @@ class Sender:
         self._replay_backoff = _REPLAY_BACKOFF_MIN
         self._backlog = False  # sender thread only: the spool held batches last we looked
         self._start()
-        os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+        after_fork_in_child(self._after_fork_in_child)
 
     def _start(self) -> None:
         self._queue: deque[Batch] = deque()
@@ -334,14 +333,3 @@ class Sender:
         if self._spool is not None:
             self._spool.close()
         return done and not leftover
-
-
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call

@@ -51,7 +51,6 @@ import os
 import re
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Callable
 from contextlib import suppress
@@ -75,6 +74,7 @@ from otel_llm.export.spool_segments import (
     scan_directory,
     write_ack,
 )
+from otel_llm.forking import after_fork_in_child
 
 __all__ = ["DiskSpool", "default_spool_dir"]
 
@@ -142,8 +142,7 @@ class DiskSpool:
         self._scanned_at = -_REFRESH_SECONDS  # guarded by _meta
         self._seen: dict[str, SegmentInfo] = {}  # guarded by _scan_lock
         self._reset_in_process()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+        after_fork_in_child(self._after_fork_in_child)
         try:
             self._scan()
         except Exception as exc:
@@ -488,14 +487,3 @@ class DiskSpool:
 
 def _batch(record: SpoolRecord) -> Batch:
     return Batch(record.request, record.span_count, record.attempts)
-
-
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call

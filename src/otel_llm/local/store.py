@@ -17,7 +17,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, Final
 
 from otel_llm import semconv
 from otel_llm.diagnostics import log_once, report
+from otel_llm.forking import after_fork_in_child
 from otel_llm.local.store_schema import (
     INSERT_SCORE,
     INSERT_SPAN,
@@ -226,8 +226,7 @@ class StoreWriter:
         self._keep_media = keep_media
         self._closing = False
         self._start()
-        if hasattr(os, "register_at_fork"):  # not on Windows
-            os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+        after_fork_in_child(self._after_fork_in_child)
 
     def _start(self) -> None:
         self._cond = threading.Condition()
@@ -410,14 +409,3 @@ class StoreWriter:
                 time.time_ns(),
             ),
         )
-
-
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call

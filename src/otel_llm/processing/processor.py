@@ -8,10 +8,8 @@ samples, runs the stages in order and hands each batch to every destination.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ from otel_llm.diagnostics import counts, guard, log_once, report, strict
 from otel_llm.errors import ConfigError
 from otel_llm.export.base import Destination
 from otel_llm.export.encoder import encoder_counts
+from otel_llm.forking import after_fork_in_child
 from otel_llm.processing.entry import EntryTracker
 from otel_llm.processing.record import SpanRecord, record_from_span
 from otel_llm.processing.sampling import keep_trace, ratio_bound
@@ -118,7 +117,7 @@ class LLMSpanProcessor(SpanProcessor):
         self._dropped: Counter[str] = Counter()  # guarded by _drop_lock
         self._start_worker()
         self._shutdown = False
-        os.register_at_fork(after_in_child=_weak_call(self._after_fork_in_child))
+        after_fork_in_child(self._after_fork_in_child)
 
     # -- worker lifecycle -----------------------------------------------------------
     def _start_worker(self) -> None:
@@ -371,14 +370,3 @@ def _default_attributes(
     if version is not None:
         defaults[semconv.VERSION] = str(version)
     return defaults
-
-
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    ref = weakref.WeakMethod(method)
-
-    def call() -> None:
-        bound = ref()
-        if bound is not None:
-            bound()
-
-    return call
