@@ -502,8 +502,8 @@ class _Tracker:
         observation.end()  # no-op unless the bookkeeping above failed
 
 
-class TracedStream:
-    """Stands in for an SDK ``Stream``; see the module docstring."""
+class _TracedBase:
+    """What both stream stand-ins share: they pose as the SDK stream they wrap."""
 
     __slots__ = ("__weakref__", "_inner", "_tracker")
 
@@ -525,6 +525,20 @@ class TracedStream:
             object.__setattr__(self, name, value)
         else:
             setattr(self._inner, name, value)
+
+    def __del__(self) -> None:
+        tracker = getattr(self, "_tracker", None)
+        if tracker is not None and not tracker.done:
+            tracker.finish(abandoned=True)
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+
+class TracedStream(_TracedBase):
+    """Stands in for an SDK ``Stream``; see the module docstring."""
+
+    __slots__ = ()
 
     def __iter__(self) -> TracedStream:
         return self
@@ -561,38 +575,11 @@ class TracedStream:
         finally:
             self._tracker.finish()
 
-    def __del__(self) -> None:
-        tracker = getattr(self, "_tracker", None)
-        if tracker is not None and not tracker.done:
-            tracker.finish(abandoned=True)
 
-    def __repr__(self) -> str:
-        return repr(self._inner)
-
-
-class TracedAsyncStream:
+class TracedAsyncStream(_TracedBase):
     """Stands in for an SDK ``AsyncStream``; see the module docstring."""
 
-    __slots__ = ("__weakref__", "_inner", "_tracker")
-
-    def __init__(self, inner: Any, observation: Observation, acc: Any, on_error: Any) -> None:
-        self._inner = inner
-        self._tracker = _Tracker(observation, acc, on_error)
-
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:  # isinstance(stream, openai.AsyncStream) stays true
-        return type(self._inner)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _OWN:
-            raise AttributeError(name)  # not initialized: never recurse
-        return getattr(self._inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _OWN:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._inner, name, value)
+    __slots__ = ()
 
     def __aiter__(self) -> TracedAsyncStream:
         return self
@@ -631,11 +618,3 @@ class TracedAsyncStream:
 
     async def aclose(self) -> None:
         await self.close()
-
-    def __del__(self) -> None:
-        tracker = getattr(self, "_tracker", None)
-        if tracker is not None and not tracker.done:
-            tracker.finish(abandoned=True)
-
-    def __repr__(self) -> str:
-        return repr(self._inner)
