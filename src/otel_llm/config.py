@@ -315,18 +315,17 @@ def _check_callable(name: str, value: object) -> None:
 
 
 def check_masking(value: object) -> None:
-    if value is not None and not isinstance(value, (bool, Mapping)):
-        raise ConfigError("masking", "must be True, False or a mapping of scrubber options")
+    """Raise ConfigError for a ``masking=`` the masking stage would refuse (its own rules)."""
+    from otel_llm.processing.masking import compile_masker
+
+    compile_masker(None, value)  # type: ignore[arg-type]
 
 
 def check_pricing(value: object) -> None:
-    if value is None or isinstance(value, Mapping):
-        return
-    if isinstance(value, (str, Path)):
-        if not Path(value).is_file():
-            raise ConfigError("pricing", f"file {str(value)!r} does not exist")
-        return
-    raise ConfigError("pricing", "must be a mapping or a path to a JSON/TOML file")
+    """Raise ConfigError for a ``pricing=`` the cost stage would refuse (its own rules)."""
+    from otel_llm.processing.cost import compile_prices
+
+    compile_prices(value)  # type: ignore[arg-type]
 
 
 _ATTRIBUTE_TYPES = (str, bool, int, float)

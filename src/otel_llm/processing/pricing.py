@@ -221,6 +221,8 @@ def _read_file(path: Path) -> object:
         if suffix == ".json":
             return orjson.loads(data)
         return _toml_loads(data.decode("utf-8"))
+    except FileNotFoundError:
+        raise _error("cannot read the file: it does not exist", str(path)) from None
     except OSError as exc:
         raise _error(f"cannot read the file ({type(exc).__name__})", str(path)) from None
     except ValueError as exc:  # JSONDecodeError, TOMLDecodeError, UnicodeDecodeError
