@@ -8,7 +8,6 @@ itself is quoted only for settings that can't be secret.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_llm.errors import ConfigError
-from otel_llm.validation import ENVIRONMENT_RULE, environment_problem
+from otel_llm.validation import ENVIRONMENT_RULE, environment_problem, unit_interval
 
 __all__ = ["SETTINGS", "Setting", "resolve", "resolve_all"]
 
@@ -54,11 +53,7 @@ def _unit_interval(value: Any, name: str, source: str) -> float:
             value = float(value)
         except ValueError:
             raise ConfigError(name, f"{value!r} is not a number", source=source) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, "must be a number between 0 and 1", source=source)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(name, f"must be between 0 and 1 inclusive, got {value!r}", source=source)
-    return float(value)
+    return unit_interval(value, name, source)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -25,6 +25,7 @@ from otel_llm.errors import ConfigError
 from otel_llm.processing.record import SpanRecord
 from otel_llm.processing.sampling import keep_trace, ratio_bound
 from otel_llm.scores import Score
+from otel_llm.validation import unit_interval
 
 __all__ = ["Destination", "ScopeFilter"]
 
@@ -70,12 +71,6 @@ def _patterns(setting: str, values: Iterable[str]) -> tuple[tuple[str, bool], ..
     return tuple(out)
 
 
-def _rate(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError("sample_rate", f"must be a number between 0 and 1, got {value!r}")
-    return float(value)
-
-
 def _without_content(record: SpanRecord) -> SpanRecord:
     attributes = {k: v for k, v in record.attributes.items() if not semconv.is_content_key(k)}
     events = tuple(e for e in record.events if not e.name.startswith("gen_ai."))
@@ -104,7 +99,9 @@ class Destination:
             raise ConfigError("name", "must be a non-empty string")
         self._name = name or self.kind
         self._scopes = ScopeFilter(block_scopes, allow_scopes)
-        self._sample_bound = None if sample_rate is None else ratio_bound(_rate(sample_rate))
+        self._sample_bound = (
+            None if sample_rate is None else ratio_bound(unit_interval(sample_rate, "sample_rate"))
+        )
         if capture_content is not None and not isinstance(capture_content, bool):
             raise ConfigError("capture_content", "must be True or False")
         self._capture_content = capture_content

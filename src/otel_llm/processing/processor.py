@@ -33,7 +33,7 @@ from otel_llm.processing.stage import Stage
 from otel_llm.processing.stages import DEFAULT_STAGES, build_stage_context
 from otel_llm.scores import Score
 from otel_llm.serialize import replacement_counts
-from otel_llm.validation import environment_problem
+from otel_llm.validation import environment_problem, unit_interval
 
 __all__ = ["LLMSpanProcessor"]
 
@@ -92,7 +92,7 @@ class LLMSpanProcessor(SpanProcessor):
         if mask is not None and not callable(mask):
             raise ConfigError("mask", f"must be a function, got {type(mask).__name__}")
         self._destinations: tuple[Destination, ...] = tuple(destinations)
-        self._sample_bound = ratio_bound(_rate(sample_rate))
+        self._sample_bound = ratio_bound(unit_interval(sample_rate, "sample_rate"))
         self._defaults = _default_attributes(environment, release, version)
         self._resource_overrides = dict(resource_attributes or {})
         self._resources: dict[int, tuple[Resource, Resource]] = {}  # worker thread only
@@ -351,12 +351,6 @@ class LLMSpanProcessor(SpanProcessor):
             },
             "destinations": {d.name: d.stats() for d in self._destinations},
         }
-
-
-def _rate(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError("sample_rate", f"must be between 0 and 1 inclusive, got {value!r}")
-    return float(value)
 
 
 def _default_attributes(
