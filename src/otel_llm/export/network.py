@@ -21,7 +21,7 @@ from otel_llm.export.dialects import DIALECTS, Dialect
 from otel_llm.export.encoder import encode
 from otel_llm.export.retry import Transport
 from otel_llm.export.sender import Batch, Sender, Spool
-from otel_llm.processing.record import SpanRecord
+from otel_llm.processing.record import ResourceMerger, SpanRecord
 
 __all__ = ["NetworkDestination"]
 
@@ -56,8 +56,7 @@ class NetworkDestination(Destination):
             raise ConfigError("dialect", f"{dialect!r} is not one of {', '.join(DIALECTS)}")
         self.dialect = dialect
         self._shape_attributes: Dialect = DIALECTS[dialect]
-        self._resource_overrides = dict(resource_attributes or {})
-        self._merged: dict[int, tuple[Resource, Resource]] = {}  # worker thread only
+        self._merge_resource = ResourceMerger(resource_attributes)  # worker thread only
         self._max_request_bytes = max_request_bytes
         self._sender: Sender | None = None
         self._scope_rename: Callable[[str], str] | None = None
@@ -106,18 +105,6 @@ class NetworkDestination(Destination):
                 out.append(dataclasses.replace(record, attributes=attributes, resource=resource))
         return out
 
-    def _resource_for(self, resource: Resource) -> Resource:
-        if not self._resource_overrides:
-            return resource
-        cached = self._merged.get(id(resource))
-        if cached is not None and cached[0] is resource:
-            return cached[1]
-        merged = resource.merge(Resource(self._resource_overrides))
-        if len(self._merged) > 256:
-            self._merged.clear()
-        self._merged[id(resource)] = (resource, merged)
-        return merged
-
     @property
     def has_spool(self) -> bool:
         return self._sender is not None and self._sender.has_spool
@@ -126,6 +113,10 @@ class NetworkDestination(Destination):
         """Keep undeliverable batches in ``spool`` (configure() passes a DiskSpool)."""
         if self._sender is not None:
             self._sender.set_spool(spool)
+
+    def _resource_for(self, resource: Resource) -> Resource:
+        """This destination's copy of a span's resource (its own attributes merged in)."""
+        return self._merge_resource(resource)
 
     # -- any thread ---------------------------------------------------------------------
     def stats(self) -> dict[str, int]:

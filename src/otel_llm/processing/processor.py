@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_llm import semconv
@@ -27,7 +26,7 @@ from otel_llm.export.base import Destination
 from otel_llm.export.encoder import encoder_counts
 from otel_llm.forking import after_fork_in_child
 from otel_llm.processing.entry import EntryTracker
-from otel_llm.processing.record import SpanRecord, record_from_span
+from otel_llm.processing.record import ResourceMerger, SpanRecord, record_from_span
 from otel_llm.processing.sampling import keep_trace, ratio_bound
 from otel_llm.processing.stage import Stage
 from otel_llm.processing.stages import DEFAULT_STAGES, build_stage_context
@@ -94,8 +93,7 @@ class LLMSpanProcessor(SpanProcessor):
         self._destinations: tuple[Destination, ...] = tuple(destinations)
         self._sample_bound = ratio_bound(unit_interval(sample_rate, "sample_rate"))
         self._defaults = _default_attributes(environment, release, version)
-        self._resource_overrides = dict(resource_attributes or {})
-        self._resources: dict[int, tuple[Resource, Resource]] = {}  # worker thread only
+        self._resource_for = ResourceMerger(resource_attributes)  # worker thread only
         self._stages = DEFAULT_STAGES if stages is None else tuple(stages)
         self._stage_context = build_stage_context(
             mask=mask,
@@ -257,16 +255,6 @@ class LLMSpanProcessor(SpanProcessor):
                     raise
                 return False
         return True
-
-    def _resource_for(self, resource: Resource) -> Resource:
-        if not self._resource_overrides:
-            return resource
-        cached = self._resources.get(id(resource))
-        if cached is not None and cached[0] is resource:
-            return cached[1]
-        merged = resource.merge(Resource(self._resource_overrides))
-        self._resources[id(resource)] = (resource, merged)
-        return merged
 
     # -- lifecycle ------------------------------------------------------------------
     def force_flush(self, timeout_millis: int = 30000) -> bool:

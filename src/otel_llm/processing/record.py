@@ -19,7 +19,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
-__all__ = ["SpanRecord", "record_from_span", "record_to_readable"]
+__all__ = ["ResourceMerger", "SpanRecord", "record_from_span", "record_to_readable"]
 
 _EMPTY_RESOURCE = Resource.get_empty()
 
@@ -129,3 +129,29 @@ def record_to_readable(
         end_time=record.end_time,
         instrumentation_scope=record.scope,
     )
+
+
+class ResourceMerger:
+    """Merges fixed attributes over span resources, once per distinct resource object.
+
+    Spans of one provider share one ``Resource``, so the merge is cached by identity
+    (bounded: a receiver may see many). Single-threaded: the worker that owns it.
+    """
+
+    __slots__ = ("_cache", "_overrides")
+
+    def __init__(self, overrides: Mapping[str, Any] | None) -> None:
+        self._overrides = Resource(dict(overrides)) if overrides else None
+        self._cache: dict[int, tuple[Resource, Resource]] = {}
+
+    def __call__(self, resource: Resource) -> Resource:
+        if self._overrides is None:
+            return resource
+        cached = self._cache.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        merged = resource.merge(self._overrides)
+        if len(self._cache) > 256:
+            self._cache.clear()
+        self._cache[id(resource)] = (resource, merged)
+        return merged
