@@ -483,6 +483,21 @@ def test_score_for_an_unseen_trace_gets_the_pipeline_environment(
     assert request.json["environment"] == "dev" and request.json["traceId"] == trace_id
 
 
+def test_score_gets_the_environment_its_trace_was_exported_with(server: OTLPHTTPServer) -> None:
+    destination = langfuse(server)
+    trace_id = (0xABC << 64) | 5
+    attributes = {semconv.OBSERVATION_TYPE: "generation", semconv.ENVIRONMENT: "staging"}
+    destination.export([SpanRecord(trace_id, 7, "g", 1, 2, attributes)])
+    destination.export_score(otel_llm.scores.Score("s", 1.0, "NUMERIC", f"{trace_id:032x}"))
+    # only the exact id spans are exported with names the trace
+    destination.export_score(otel_llm.scores.Score("s", 1.0, "NUMERIC", f"{trace_id:032X}"))
+    destination.export_score(otel_llm.scores.Score("s", 1.0, "NUMERIC", f"0x{trace_id:x}"))
+    assert destination.force_flush(5.0)
+    environments = [r.json.get("environment") for r in server.requests_to(SCORES)]
+    assert environments[0] == "staging" and "staging" not in environments[1:]
+    destination.shutdown()
+
+
 def test_unreachable_score_endpoint_is_counted() -> None:
     with OTLPHTTPServer() as gone:
         host = gone.url  # a port nobody listens on once the server stops
@@ -801,6 +816,29 @@ def test_observation_fields_and_untouched_foreign_attributes() -> None:
     assert attrs[semconv.OBSERVATION_TYPE] == "Tool"  # input untouched
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        '{"temperature": 0.2, "max_tokens": 256}',
+        '{"t": 1, "stop": ["x"], "flag": true, "n": null, "big": 18446744073709551615}',
+        '["not", "an", "object"]',
+        "not json",
+        '{"long": "' + "x" * 2000 + '"}',  # beyond the cached size
+        {"mapping": 1.5, "inf": float("inf")},  # not text: never cached
+    ],
+)
+def test_model_parameters_give_the_same_result_every_time(params: object) -> None:
+    attrs = {semconv.OBSERVATION_TYPE: "generation", semconv.OBSERVATION_MODEL_PARAMETERS: params}
+    expected = dialect.model_parameters(params)
+    for _ in range(3):  # the first call may fill the cache, the others read it
+        out = dialect.to_langfuse(attrs)
+        if expected is None:
+            assert dialect.LF_MODEL_PARAMETERS not in out
+            assert out[semconv.OBSERVATION_MODEL_PARAMETERS] == params
+        else:
+            assert json.loads(out[dialect.LF_MODEL_PARAMETERS]) == json.loads(json.dumps(expected))
+
+
 def test_unknown_type_and_level_are_not_translated() -> None:
     attrs = {semconv.OBSERVATION_TYPE: "weird", semconv.OBSERVATION_LEVEL: "LOUD"}
     assert dialect.to_langfuse(attrs) == attrs
@@ -823,6 +861,16 @@ def test_langfuse_scope(name: str, renamed: str | None) -> None:
     out = dialect.langfuse_scope_name(name)
     assert out == (name if renamed is None else renamed)
     assert "langfuse" not in out.lower()
+
+
+def test_share_trace_fields_leaves_lone_spans_alone() -> None:
+    spans: list[tuple[int, dict[str, Any]]] = [
+        (1, {"user.id": "u1"}),
+        (2, {dialect.LF_TRACE_NAME: "n"}),
+        (3, {}),
+    ]
+    dialect.share_trace_fields(spans)
+    assert [a for _, a in spans] == [{"user.id": "u1"}, {dialect.LF_TRACE_NAME: "n"}, {}]
 
 
 def test_share_trace_fields_fills_missing_values_only() -> None:

@@ -277,6 +277,89 @@ def test_scopes_renamed_alike_merge() -> None:
     assert len(parse(ours).resource_spans[0].scope_spans) == 1
 
 
+def test_attributes_and_resource_for_replace_the_records_own() -> None:
+    records = [record(i, resource=(RES_A, RES_B)[i % 2], attributes={"own": i}) for i in range(6)]
+    shaped = [{"shaped": i, "flag": i % 2 == 0} for i in range(6)]
+    apm = Resource({"service.name": "apm"})
+    mapped = {id(RES_A): apm, id(RES_B): RES_A_TWIN}
+    calls: list[Resource] = []
+
+    def resource_for(res: Resource) -> Resource:
+        calls.append(res)
+        return mapped[id(res)]
+
+    ours = encode(records, attributes=shaped, resource_for=resource_for, scope_rename=str.upper)
+    expected = [
+        dataclasses.replace(r, attributes=a, resource=mapped[id(r.resource)])
+        for r, a in zip(records, shaped, strict=True)
+    ]
+    assert_same(ours, stock(expected, scope_rename=str.upper))
+    assert calls == [RES_A, RES_B]  # once per distinct resource object
+    assert [r.attributes for r in records] == [{"own": i} for i in range(6)]  # untouched
+    assert encode_batches(records, attributes=shaped, resource_for=resource_for) == [
+        encode(expected)
+    ]
+    # an explicit resource wins over resource_for
+    assert_same(
+        encode(records, resource=apm, resource_for=resource_for), stock(records, resource=apm)
+    )
+
+
+def test_attributes_must_match_the_records() -> None:
+    with pytest.raises(ValueError, match="2 attribute mappings for 1 records"):
+        encode([record()], attributes=[{}, {}])
+
+
+def test_raising_resource_for_keeps_the_resource_and_is_counted() -> None:
+    def resource_for(res: Resource) -> Resource:
+        raise RuntimeError("no")
+
+    before = encoder_counts()
+    assert_same(
+        encode([record(), record(1)], resource_for=resource_for), stock([record(), record(1)])
+    )
+    assert _diff(before) == {"field_repaired": 1}
+
+
+def test_bools_ints_and_floats_of_one_key_never_share_cached_bytes() -> None:
+    # True == 1 == 1.0 and ("a",) hashes like ("a",): a cache keyed on (key, value) alone
+    # would send one type's bytes for another.
+    values: list[Any] = [True, 1, 1.0, False, 0, 0.0, -0.0, "1", ("1",), (True,), (1,)]
+    records = [record(i, attributes={"v": v, "w": v}) for i, v in enumerate(values * 2)]
+    assert_same(encode(records), stock(records))
+    assert_same(encode(list(reversed(records))), stock(list(reversed(records))))
+
+
+def test_records_from_spans_with_any_attribute_mapping() -> None:
+    class Frozen(Mapping[str, Any]):  # no copy(): copied item by item
+        def __init__(self, data: dict[str, Any]) -> None:
+            self._data = data
+
+        def __getitem__(self, key: str) -> Any:
+            return self._data[key]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._data)
+
+        def __len__(self) -> int:
+            return len(self._data)
+
+    class Span(ReadableSpan):
+        @property
+        def attributes(self) -> Any:
+            return self._attributes
+
+    data = {"a": 1, "b": ("x",)}
+    context = SpanContext(1, 2, is_remote=False)
+    for mapping in (Frozen(data), dict(data), None):
+        span = Span("s", context=context, attributes=mapping, start_time=1, end_time=2)
+        r = record_from_span(span)
+        assert type(r.attributes) is dict
+        assert r.attributes == ({} if mapping is None else data)
+        r.attributes["mutated"] = True  # the record's own copy
+        assert "mutated" not in data and (mapping is None or "mutated" not in mapping)
+
+
 def test_empty_input() -> None:
     assert encode([]) == b""
     assert encode_batches([]) == []

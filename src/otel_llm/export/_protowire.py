@@ -163,8 +163,11 @@ _AV_TRUE, _AV_FALSE = tag(2, 0) + b"\x01", tag(2, 0) + b"\x00"
 _AV_DOUBLE_HEAD = VARINT[9] + _AV_DOUBLE  # AnyValue length, then the double's tag
 _ITEM = tag(1, 2)  # ArrayValue.values / KeyValueList.values
 
+_TRUE, _FALSE = object(), object()  # cache keys of bool values: equal to nothing else
 _KEYS: dict[str, bytes] = {}  # key -> KeyValue key field + value tag
 _KV_CACHES: dict[bytes, dict[tuple[str, object], bytes]] = {}  # field -> (k, v) -> chunk
+_HEADS: dict[bytes, dict[str, tuple[bytes, ...]]] = {}  # field -> k -> _num_heads(field, k)
+_DOUBLE = 11  # _num_heads index of the double head (0..10: int heads by varint length)
 
 
 class _Slow(Exception):
@@ -183,13 +186,19 @@ def encode_attributes(attrs: Any, field: bytes) -> list[bytes]:
         cache = _KV_CACHES.get(field)
         if cache is None:
             cache = _KV_CACHES.setdefault(field, {})
-        return _attributes_fast(attrs, field, cache)
+        heads = _HEADS.get(field)
+        if heads is None:
+            heads = _HEADS.setdefault(field, {})
+        return _attributes_fast(attrs, field, cache, heads)
     except Exception:
         return _attributes_safe(attrs, field)
 
 
 def _attributes_fast(
-    attrs: Mapping[str, Any], field: bytes, cache: dict[tuple[str, object], bytes]
+    attrs: Mapping[str, Any],
+    field: bytes,
+    cache: dict[tuple[str, object], bytes],
+    heads: dict[str, tuple[bytes, ...]],
 ) -> list[bytes]:
     """Valid attributes only (raises on anything else); never counts."""
     out: list[bytes] = []
@@ -201,21 +210,19 @@ def _attributes_fast(
         ):
             chunk = cache.get((k, v))
             if chunk is None:
-                chunk = _kv_chunk(field, keys.get(k) or _key(k), _any_value(v, 0, False))
+                chunk = _short_chunk(field, keys.get(k) or _key(k), v)
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
                 cache[(k, v)] = chunk
             out.append(chunk)
         elif t is int:
-            kp = keys.get(k) or _key(k)
             if 0 <= v < _VN:
                 vb = VARINT[v]
             elif INT64_MIN <= v <= INT64_MAX:
                 vb = varint(v)
             else:
                 raise _Slow
-            an = 1 + len(vb)
-            out += (field, VARINT[len(kp) + 1 + an], kp, VARINT[an], _AV_INT, vb)
+            out += ((heads.get(k) or _num_heads(heads, field, k))[len(vb)], vb)
         elif t is str:
             b = v.encode()
             n = len(b)
@@ -226,8 +233,16 @@ def _attributes_fast(
             kn = len(kp) + len(ahead) + an
             out += (field, VARINT[kn] if kn < _VN else varint(kn), kp, ahead, _AV_STR, head, b)
         elif t is float:
-            kp = keys.get(k) or _key(k)
-            out += (field, VARINT[len(kp) + 10], kp, _AV_DOUBLE_HEAD, pack_double(v))
+            out += ((heads.get(k) or _num_heads(heads, field, k))[_DOUBLE], pack_double(v))
+        elif t is bool:
+            # Not in ``cache``: (k, True) == (k, 1) there. Keyed apart, by identity.
+            chunk = cache.get((k, _TRUE if v else _FALSE))
+            if chunk is None:
+                chunk = _kv_chunk(field, keys.get(k) or _key(k), _AV_TRUE if v else _AV_FALSE)
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[(k, _TRUE if v else _FALSE)] = chunk
+            out.append(chunk)
         elif v is None:
             raise _Slow
         else:
@@ -266,6 +281,31 @@ def _key(k: str) -> bytes:
         _KEYS.clear()
     _KEYS[k] = kp
     return kp
+
+
+def _short_chunk(field: bytes, kp: bytes, v: str | tuple[str, ...]) -> bytes:
+    """A whole ``KeyValue`` field for a short str (built inline: many are seen once, such
+    as ids) or a tuple of strs; raises on surrogates."""
+    if type(v) is not str:
+        return _kv_chunk(field, kp, _any_value(v, 0, False))
+    b = v.encode()
+    n = len(b)  # at most 4 * _SHORT: every length here is a one- or two-byte varint
+    an = 1 + len(VARINT[n]) + n
+    return b"".join(
+        (field, VARINT[len(kp) + len(VARINT[an]) + an], kp, VARINT[an], _AV_STR, VARINT[n], b)
+    )
+
+
+def _num_heads(heads: dict[str, tuple[bytes, ...]], field: bytes, k: str) -> tuple[bytes, ...]:
+    """Everything of a ``KeyValue`` with key ``k`` before its number, cached per key: at
+    index ``n`` for an int value whose varint is ``n`` bytes, at ``_DOUBLE`` for a double."""
+    kp = _KEYS.get(k) or _key(k)
+    ints = [field + varint(len(kp) + 2 + n) + kp + VARINT[1 + n] + _AV_INT for n in range(11)]
+    double = field + varint(len(kp) + 10) + kp + _AV_DOUBLE_HEAD
+    if len(heads) >= _CACHE_LIMIT:
+        heads.clear()
+    found = heads[k] = (*ints, double)
+    return found
 
 
 def _key_field(key: bytes) -> bytes:

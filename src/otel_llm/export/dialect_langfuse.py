@@ -20,14 +20,14 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Container, Iterable, Mapping, MutableMapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, Final, cast
 
 import orjson
 
 from otel_llm import semconv
 from otel_llm.processing.media_model import REFERENCE_PATTERN, REFERENCE_PREFIX
-from otel_llm.serialize import to_json
+from otel_llm.serialize import DEFAULT_MAX_CHARS, to_json
 
 __all__ = [
     "LF_COMPLETION_START_TIME",
@@ -135,6 +135,10 @@ _INVALID: Final = object()
 def to_langfuse(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Translate one span's attributes into the Langfuse dialect (a new dict).
 
+    Runs for every exported span on the worker thread, so it copies once, reads with
+    direct lookups, builds nothing for absent fields and caches the JSON of repeated
+    model parameters; the keys come out in a fixed order (the wire bytes are stable).
+
     Args:
         attributes: canonical attributes of one processed span; not modified.
 
@@ -144,28 +148,31 @@ def to_langfuse(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """
     out = dict(attributes)
     get = attributes.get
+    is_generation = False
     as_type = get(semconv.OBSERVATION_TYPE)
-    if isinstance(as_type, str) and as_type.lower() in semconv.AS_TYPES:
-        as_type = as_type.lower()
-        out[LF_TYPE] = as_type
+    if isinstance(as_type, str) and (lowered := as_type.lower()) in semconv.AS_TYPES:
+        out[LF_TYPE] = lowered
         del out[semconv.OBSERVATION_TYPE]
-    _input_output(attributes, out)
-    _observation_fields(attributes, out)
-    _prompt(attributes, out, as_type == "generation")
-    _trace_fields(attributes, out)
-    usage = _canonical_usage(attributes)
-    if usage is None:
+        is_generation = lowered == "generation"
+    if get(semconv.OBSERVATION_INPUT) is not None or get(semconv.OBSERVATION_OUTPUT) is not None:
+        _input_output(attributes, out)
+    _observation_fields(get, out)
+    if is_generation:
+        _prompt(get, out)
+    _trace_fields(get, out)
+    usage = _canonical_usage(get)
+    if usage is None and get(semconv.USAGE_RAW) is not None:
         usage = _raw_usage_of(attributes)
         if usage is not None:
             del out[semconv.USAGE_RAW]
     if usage is not None:
-        out[LF_USAGE_DETAILS] = to_json(usage)
-    cost = cost_details(attributes)
+        out[LF_USAGE_DETAILS] = _numbers_json(usage)
+    cost, total_given = _cost(get)
     if cost is not None:
-        out[LF_COST_DETAILS] = to_json(cost)
+        out[LF_COST_DETAILS] = _numbers_json(cost)
         for key in _COST_PARTS:
             out.pop(key, None)
-        if _amount(get(semconv.GEN_AI_USAGE_COST)) is None:
+        if not total_given:
             out.pop(semconv.COST_RAW, None)
     if get(semconv.GEN_AI_IS_ENTRY) is True:
         out[LF_IS_APP_ROOT] = True
@@ -182,6 +189,17 @@ _MESSAGE_COPIES = (
     semconv.GEN_AI_OUTPUT_MESSAGES,
     semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
 )
+_TRACE_RENAMES: Final = (
+    (semconv.TRACE_NAME, LF_TRACE_NAME),
+    (semconv.RELEASE, LF_RELEASE),
+    (semconv.VERSION, LF_VERSION),
+    (semconv.ENVIRONMENT, LF_ENVIRONMENT),
+    (semconv.TRACE_INPUT, LF_TRACE_INPUT),
+    (semconv.TRACE_OUTPUT, LF_TRACE_OUTPUT),
+)
+_COST_ITEMS: Final = tuple(_COST_PARTS.items())
+_INF: Final = math.inf
+_Get = Callable[[str], Any]
 
 
 def _input_output(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -202,8 +220,7 @@ def _input_output(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
     out.pop(semconv.OBSERVATION_OUTPUT, None)
 
 
-def _observation_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
-    get = attributes.get
+def _observation_fields(get: _Get, out: dict[str, Any]) -> None:
     metadata = get(semconv.OBSERVATION_METADATA)
     if metadata is not None:
         out[LF_METADATA] = _json_object(metadata)
@@ -211,10 +228,12 @@ def _observation_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> N
     model = get(semconv.GEN_AI_RESPONSE_MODEL) or get(semconv.GEN_AI_REQUEST_MODEL)
     if isinstance(model, str) and model:
         out[LF_MODEL_NAME] = model
-    params = model_parameters(get(semconv.OBSERVATION_MODEL_PARAMETERS))
-    if params is not None:
-        out[LF_MODEL_PARAMETERS] = to_json(params)
-        del out[semconv.OBSERVATION_MODEL_PARAMETERS]
+    raw_params = get(semconv.OBSERVATION_MODEL_PARAMETERS)
+    if raw_params is not None:
+        params = _model_parameters_json(raw_params)
+        if params is not None:
+            out[LF_MODEL_PARAMETERS] = params
+            del out[semconv.OBSERVATION_MODEL_PARAMETERS]
     start = get(semconv.OBSERVATION_COMPLETION_START_TIME)
     if isinstance(start, str) and start:
         out[LF_COMPLETION_START_TIME] = start
@@ -229,27 +248,19 @@ def _observation_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> N
         del out[semconv.OBSERVATION_STATUS_MESSAGE]
 
 
-def _prompt(attributes: Mapping[str, Any], out: dict[str, Any], is_generation: bool) -> None:
+def _prompt(get: _Get, out: dict[str, Any]) -> None:
     """Name and int version together, on generations only (else the server drops the span)."""
-    name = attributes.get(semconv.PROMPT_NAME)
-    version = attributes.get(semconv.PROMPT_VERSION)
-    if not is_generation or not isinstance(name, str) or not name or not _is_int(version):
+    name = get(semconv.PROMPT_NAME)
+    version = get(semconv.PROMPT_VERSION)
+    if not isinstance(name, str) or not name or not _is_int(version):
         return  # not translated: kept as otel_llm.prompt.* (plain metadata for Langfuse)
     out[LF_PROMPT_NAME] = name
     out[LF_PROMPT_VERSION] = version
     del out[semconv.PROMPT_NAME], out[semconv.PROMPT_VERSION]
 
 
-def _trace_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
-    get = attributes.get
-    for ours, theirs in (
-        (semconv.TRACE_NAME, LF_TRACE_NAME),
-        (semconv.RELEASE, LF_RELEASE),
-        (semconv.VERSION, LF_VERSION),
-        (semconv.ENVIRONMENT, LF_ENVIRONMENT),
-        (semconv.TRACE_INPUT, LF_TRACE_INPUT),
-        (semconv.TRACE_OUTPUT, LF_TRACE_OUTPUT),
-    ):
+def _trace_fields(get: _Get, out: dict[str, Any]) -> None:
+    for ours, theirs in _TRACE_RENAMES:
         value = get(ours)
         if value is not None:
             out[theirs] = value if isinstance(value, str) else to_json(value)
@@ -262,8 +273,8 @@ def _trace_fields(attributes: Mapping[str, Any], out: dict[str, Any]) -> None:
         value = get(key)
         if value is not None and not isinstance(value, str):
             out[key] = str(value)  # the server's schema wants strings
-    tags = _tags(get(semconv.TRACE_TAGS))
-    if tags is not None:
+    tags = get(semconv.TRACE_TAGS)
+    if tags is not None and (tags := _tags(tags)) is not None:
         out[LF_TRACE_TAGS] = tags
         del out[semconv.TRACE_TAGS]
     metadata = get(semconv.TRACE_METADATA)
@@ -286,7 +297,7 @@ def usage_details(attributes: Mapping[str, Any]) -> dict[str, int] | None:
     counts, ``otel_llm.usage.raw`` in OpenAI (``prompt_tokens``…) or Langfuse
     (``input``/``output``/``total``) shape is mapped directly.
     """
-    canonical = _canonical_usage(attributes)
+    canonical = _canonical_usage(attributes.get)
     return canonical if canonical is not None else _raw_usage_of(attributes)
 
 
@@ -296,14 +307,29 @@ def _raw_usage_of(attributes: Mapping[str, Any]) -> dict[str, int] | None:
     return _raw_usage(parsed) if isinstance(parsed, Mapping) else None
 
 
-def _canonical_usage(attributes: Mapping[str, Any]) -> dict[str, int] | None:
-    get = attributes.get
-    given_in = _tokens(get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
-    given_out = _tokens(get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
-    cache_read = _tokens(get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-    cache_creation = _tokens(get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
-    reasoning = _tokens(get(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
-    return _buckets(given_in, given_out, cache_read, cache_creation, reasoning)
+def _canonical_usage(get: _Get) -> dict[str, int] | None:
+    given_in = get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
+    given_out = get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
+    cache_read = get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+    cache_creation = get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+    reasoning = get(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+    if (
+        cache_read is None
+        and cache_creation is None
+        and reasoning is None
+        and type(given_in) is int
+        and type(given_out) is int
+        and given_in >= 0
+        and given_out >= 0
+    ):  # the usual span: what _buckets gives for plain input and output counts
+        return {"input": given_in, "output": given_out, "total": given_in + given_out}
+    return _buckets(
+        _tokens(given_in),
+        _tokens(given_out),
+        _tokens(cache_read),
+        _tokens(cache_creation),
+        _tokens(reasoning),
+    )
 
 
 def _buckets(
@@ -314,8 +340,6 @@ def _buckets(
     reasoning: int | None,
     total: int | None = None,
 ) -> dict[str, int] | None:
-    if all(v is None for v in (given_in, given_out, cache_read, cache_creation, reasoning)):
-        return None
     usage: dict[str, int] = {}
     if given_in is not None:
         usage["input"] = max(0, given_in - (cache_read or 0) - (cache_creation or 0))
@@ -327,6 +351,8 @@ def _buckets(
         usage["input_cache_creation"] = cache_creation
     if reasoning is not None:
         usage["output_reasoning_tokens"] = reasoning
+    if not usage:
+        return None
     usage["total"] = total if total is not None else sum(usage.values())
     return usage
 
@@ -361,27 +387,33 @@ def cost_details(attributes: Mapping[str, Any]) -> dict[str, float] | None:
     number, or a mapping with ``total`` and/or parts) is used. Any cost sent
     disables the server's own pricing, so an absent cost is never sent as 0.
     """
-    get = attributes.get
+    return _cost(attributes.get)[0]
+
+
+def _cost(get: _Get) -> tuple[dict[str, float] | None, bool]:
+    """``cost_details`` and whether ``gen_ai.usage.cost`` held a valid total."""
     cost: dict[str, float] = {}
-    for ours, theirs in _COST_PARTS.items():
-        part = _amount(get(ours))
-        if part is not None:
+    for ours, theirs in _COST_ITEMS:
+        part = get(ours)
+        if part is not None and (part := _amount(part)) is not None:
             cost[theirs] = part
     total = _amount(get(semconv.GEN_AI_USAGE_COST))
     if total is not None:
         cost["total"] = total
     elif not cost:
         raw = get(semconv.COST_RAW)
+        if raw is None:
+            return None, False
         parsed = _loads(raw) if isinstance(raw, str) else raw
         if isinstance(parsed, Mapping):
             cost = {str(k): n for k, v in parsed.items() if (n := _amount(v)) is not None}
         elif (amount := _amount(parsed)) is not None:
             cost["total"] = amount
     if not cost:
-        return None
+        return None, total is not None
     if "total" not in cost:
         cost["total"] = math.fsum(cost.values())
-    return cost
+    return cost, total is not None
 
 
 def model_parameters(value: object) -> dict[str, str | int | float] | None:
@@ -407,6 +439,42 @@ def model_parameters(value: object) -> dict[str, str | int | float] | None:
     return params
 
 
+_PARAMS_JSON: dict[str, str | None] = {}  # short model-parameters text -> LF_MODEL_PARAMETERS
+_PARAMS_CACHE_CHARS = 1024
+_PARAMS_CACHE_SIZE = 256
+
+
+def _model_parameters_json(value: object) -> str | None:
+    """``to_json(model_parameters(value))``, cached for short JSON texts.
+
+    One configuration sends the same parameters text on every call. Whatever a short
+    text parses to (finite floats, 64-bit ints, valid strings: what ``orjson.loads``
+    yields) serializes without any of ``to_json``'s counted repairs, so a cached result
+    is exactly what recomputing gives.
+    """
+    if type(value) is not str or len(value) > _PARAMS_CACHE_CHARS:
+        params = model_parameters(value)
+        return None if params is None else to_json(params)
+    cached = _PARAMS_JSON.get(value, _INVALID)
+    if cached is not _INVALID:
+        return cast("str | None", cached)
+    parsed = _loads(value)
+    result = to_json(model_parameters(parsed)) if isinstance(parsed, Mapping) else None
+    if len(_PARAMS_JSON) >= _PARAMS_CACHE_SIZE:
+        _PARAMS_JSON.clear()
+    _PARAMS_JSON[value] = result
+    return result
+
+
+def _numbers_json(value: Mapping[str, int] | Mapping[str, float]) -> str:
+    """``to_json`` of flat usage or cost numbers (finite), without its general checks."""
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an int beyond 64 bits: to_json knows what to do
+        return to_json(value)
+    return text if len(text) <= DEFAULT_MAX_CHARS else to_json(value)
+
+
 def share_trace_fields(spans: Sequence[tuple[int, MutableMapping[str, Any]]]) -> None:
     """Copy trace-level fields between spans of the same trace in one batch.
 
@@ -414,19 +482,30 @@ def share_trace_fields(spans: Sequence[tuple[int, MutableMapping[str, Any]]]) ->
     environment from each span; a field set on one span (e.g. by
     ``update_current_trace`` after its siblings started) is copied to the spans
     of the same trace that lack it. Values already on a span are never changed.
+    Only traces with several spans in the batch are scanned (a lone span has no one
+    to share with).
 
     Args:
         spans: ``(trace_id, attributes)`` pairs; the attribute dicts are updated.
     """
+    seen: dict[int, int] = {}
+    for trace_id, _ in spans:
+        seen[trace_id] = seen.get(trace_id, 0) + 1
+    if len(seen) == len(spans):
+        return
+    keys, prefix = TRACE_FIELD_KEYS, LF_TRACE_METADATA_PREFIX
     shared: dict[int, dict[str, Any]] = {}
     for trace_id, attributes in spans:
-        fields = shared.setdefault(trace_id, {})
-        for key, value in attributes.items():
-            if key in TRACE_FIELD_KEYS or key.startswith(LF_TRACE_METADATA_PREFIX):
-                fields.setdefault(key, value)
+        if seen[trace_id] > 1:
+            fields = shared.setdefault(trace_id, {})
+            for key, value in attributes.items():
+                if key in keys or key.startswith(prefix):
+                    fields.setdefault(key, value)
     for trace_id, attributes in spans:
-        for key, value in shared[trace_id].items():
-            attributes.setdefault(key, value)
+        found = shared.get(trace_id)
+        if found:
+            for key, value in found.items():
+                attributes.setdefault(key, value)
 
 
 def langfuse_scope_name(name: str) -> str:
@@ -492,6 +571,10 @@ def _is_int(value: object) -> bool:
 
 def _tokens(value: object) -> int | None:
     """A token count: a non-negative int (an integral float is accepted), else None."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    if value is None:
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
@@ -501,6 +584,8 @@ def _tokens(value: object) -> int | None:
 
 def _amount(value: object) -> float | None:
     """A cost: a finite, non-negative number (the server drops anything else), else None."""
+    if type(value) is float:
+        return value if 0.0 <= value < _INF else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) and value >= 0 else None

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.resources import Resource
 
 from otel_llm import runtime
-from otel_llm.diagnostics import guard, log_once
+from otel_llm.diagnostics import guard, log_once, report, strict
 from otel_llm.errors import ConfigError
 from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.http_transport import HttpTransport
@@ -83,6 +83,7 @@ class Langfuse(NetworkDestination):
     """
 
     kind = "langfuse"
+    wants_semconv_messages = False  # sends otel_llm.observation.input/output instead
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class Langfuse(NetworkDestination):
         self._headers = {**self._auth, "x-langfuse-ingestion-version": _INGESTION_VERSION}
         # worker thread: what earlier batches taught us (bounded)
         self._removed: OrderedDict[tuple[int, int], tuple[int | None, bool]] = OrderedDict()
-        self._environments: OrderedDict[str, str] = OrderedDict()
+        self._environments: OrderedDict[int, str] = OrderedDict()  # trace id -> environment
         self._resources: dict[int, tuple[Resource, Resource]] = {}
         self._scope_rename = dialect.langfuse_scope_name
         # Only our headers: never OTEL_EXPORTER_OTLP_HEADERS, which belong to another
@@ -156,9 +157,13 @@ class Langfuse(NetworkDestination):
         are re-attached to their nearest ancestor that was not.
         """
         candidates: list[SpanRecord] = []
+        export_all = self._export_all
         for record in records:
-            scope = record.scope.name if record.scope is not None else ""
-            if self._export_all or is_llm_related(record.attributes) or is_llm_scope(scope):
+            if (
+                export_all
+                or is_llm_related(record.attributes)
+                or is_llm_scope(record.scope.name if record.scope is not None else "")
+            ):
                 candidates.append(record)
             else:
                 self._remember_removed(record)
@@ -171,7 +176,15 @@ class Langfuse(NetworkDestination):
         removed = self._removed
         while len(removed) > _MEMORY:
             removed.popitem(last=False)
-        return [self._reparent(r) for r in allowed] if removed else list(allowed)
+        if not removed:
+            return list(allowed)
+        out: list[SpanRecord] = []
+        for record in allowed:
+            parent = record.parent_span_id
+            if parent is not None and (record.trace_id, parent) in removed:
+                record = self._reparent(record)
+            out.append(record)
+        return out
 
     def _remember_removed(self, record: SpanRecord) -> None:
         self._removed[(record.trace_id, record.span_id)] = (
@@ -196,9 +209,15 @@ class Langfuse(NetworkDestination):
             record, parent_span_id=parent, parent_is_remote=remote and parent is not None
         )
 
-    def _shape(self, records: Sequence[SpanRecord]) -> list[SpanRecord]:
-        """Langfuse attributes, trace fields shared within the batch, no secret resource keys."""
-        prepared: list[tuple[SpanRecord, dict[str, Any]]] = []
+    def _shape(
+        self, records: Sequence[SpanRecord]
+    ) -> tuple[Sequence[SpanRecord], list[dict[str, Any]] | None]:
+        """Langfuse attributes, trace fields shared within the batch; the records that
+        go, each with its attributes (no record is copied; secret resource keys are
+        left out by ``_resource_for`` when encoding)."""
+        kept: list[SpanRecord] = []
+        shaped: list[dict[str, Any]] = []
+        media = self._capture_content is not False
         for record in records:
             if not _valid_ids(record):
                 self._count("dropped")
@@ -211,19 +230,23 @@ class Langfuse(NetworkDestination):
                 continue
             attributes = self._attributes(record)
             if attributes is not None:
-                if record.extras.get("media") and self._capture_content is not False:
+                if media and record.extras.get("media"):
                     self._media_tokens(record, attributes)
-                prepared.append((record, attributes))
-        dialect.share_trace_fields([(r.trace_id, a) for r, a in prepared])
-        self._remember_environments(prepared)
-        return [
-            dataclasses.replace(r, attributes=a, resource=self._resource_for(r.resource))
-            for r, a in prepared
-        ]
+                kept.append(record)
+                shaped.append(attributes)
+        if len(kept) > 1:
+            dialect.share_trace_fields([(r.trace_id, a) for r, a in zip(kept, shaped, strict=True)])
+        self._remember_environments(kept, shaped)
+        return kept, shaped
 
     def _attributes(self, record: SpanRecord) -> dict[str, Any] | None:
-        with guard(f"destination.{self.name}.dialect"):
+        # A plain try rather than guard(): this runs for every span (same handling).
+        try:
             return dialect.to_langfuse(record.attributes)
+        except Exception as exc:
+            report(f"destination.{self.name}.dialect", exc)
+            if strict():
+                raise
         self._count("dropped")
         return None
 
@@ -255,12 +278,14 @@ class Langfuse(NetworkDestination):
         self._resources[id(resource)] = (resource, clean)
         return clean
 
-    def _remember_environments(self, prepared: list[tuple[SpanRecord, dict[str, Any]]]) -> None:
+    def _remember_environments(
+        self, records: Sequence[SpanRecord], shaped: Sequence[dict[str, Any]]
+    ) -> None:
         environments = self._environments
-        for record, attributes in prepared:
+        for record, attributes in zip(records, shaped, strict=True):
             environment = attributes.get(dialect.LF_ENVIRONMENT)
             if isinstance(environment, str):
-                key = record.trace_id_hex
+                key = record.trace_id  # an int: formatting 128-bit hex per span costs
                 environments[key] = environment
                 environments.move_to_end(key)
         while len(environments) > _MEMORY:
@@ -289,10 +314,20 @@ class Langfuse(NetworkDestination):
             body["observationId"] = score.observation_id
         if score.comment is not None:
             body["comment"] = score.comment
-        environment = self._environments.get(score.trace_id) or _pipeline_environment()
+        environment = self._trace_environment(score.trace_id) or _pipeline_environment()
         if environment is not None:
             body["environment"] = environment
         return body
+
+    def _trace_environment(self, trace_id: str) -> str | None:
+        """The environment spans of the trace with this hex id were exported with."""
+        try:
+            key = int(trace_id, 16)
+        except (TypeError, ValueError):
+            return None
+        if f"{key:032x}" != trace_id:  # only the exact form spans are exported with
+            return None
+        return self._environments.get(key)
 
     # -- any thread -----------------------------------------------------------------
     def _force_flush(self, timeout: float) -> bool:
@@ -392,13 +427,17 @@ def _timeout(value: object) -> float:
 
 
 # --- helpers -------------------------------------------------------------------------
+_TRACE_ID_END = 1 << 128
+_SPAN_ID_END = 1 << 64
+
+
 def _valid_ids(record: SpanRecord) -> bool:
     """Ids the server accepts: non-zero, 128-bit trace id, 64-bit span/parent ids."""
     parent = record.parent_span_id
     return (
-        0 < record.trace_id < 1 << 128
-        and 0 < record.span_id < 1 << 64
-        and (parent is None or 0 < parent < 1 << 64)
+        0 < record.trace_id < _TRACE_ID_END
+        and 0 < record.span_id < _SPAN_ID_END
+        and (parent is None or 0 < parent < _SPAN_ID_END)
     )
 
 

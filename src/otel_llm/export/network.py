@@ -9,7 +9,6 @@ thread, which counts exported / failed / spooled / dropped.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -74,17 +73,29 @@ class NetworkDestination(Destination):
         if sender is None:
             self._count("dropped", len(records))
             return None
-        shaped = self._shape(records)
-        for start in range(0, len(shaped), _CHUNK_SPANS):
-            self._submit(shaped[start : start + _CHUNK_SPANS], sender)
+        kept, attributes = self._shape(records)
+        for start in range(0, len(kept), _CHUNK_SPANS):
+            end = start + _CHUNK_SPANS
+            chunk_attributes = None if attributes is None else attributes[start:end]
+            self._submit(kept[start:end], chunk_attributes, sender)
         return None  # the sender counts delivery
 
-    def _submit(self, chunk: Sequence[SpanRecord], sender: Sender) -> None:
-        body = encode(chunk, scope_rename=self._scope_rename)
+    def _submit(
+        self,
+        chunk: Sequence[SpanRecord],
+        attributes: Sequence[Mapping[str, Any]] | None,
+        sender: Sender,
+    ) -> None:
+        body = encode(
+            chunk,
+            scope_rename=self._scope_rename,
+            attributes=attributes,
+            resource_for=self._resource_for,
+        )
         if len(body) > self._max_request_bytes and len(chunk) > 1:
             middle = len(chunk) // 2
-            self._submit(chunk[:middle], sender)
-            self._submit(chunk[middle:], sender)
+            self._submit(chunk[:middle], attributes and attributes[:middle], sender)
+            self._submit(chunk[middle:], attributes and attributes[middle:], sender)
             return
         sender.submit(Batch(self._finish_body(body), len(chunk)))
 
@@ -92,18 +103,16 @@ class NetworkDestination(Destination):
         """Hook for a wire format other than protobuf (OTLP/JSON)."""
         return body
 
-    def _shape(self, records: Sequence[SpanRecord]) -> list[SpanRecord]:
-        """Records as this backend should see them (copies; the shared ones stay intact)."""
+    def _shape(
+        self, records: Sequence[SpanRecord]
+    ) -> tuple[Sequence[SpanRecord], list[dict[str, Any]] | None]:
+        """The records to send and, unless they go as they are, each one's attributes in
+        this backend's dialect (parallel to them; the shared records stay intact). The
+        encoder takes both, and the resource from ``_resource_for``: nothing is copied."""
+        if self.dialect == "genai":
+            return records, None
         shape = self._shape_attributes
-        out = []
-        for record in records:
-            attributes = shape(record.attributes)
-            resource = self._resource_for(record.resource)
-            if attributes is record.attributes and resource is record.resource:
-                out.append(record)
-            else:
-                out.append(dataclasses.replace(record, attributes=attributes, resource=resource))
-        return out
+        return records, [shape(record.attributes) for record in records]
 
     @property
     def has_spool(self) -> bool:

@@ -61,33 +61,62 @@ class SpanRecord:
 
 
 def record_from_span(span: ReadableSpan, resource: Resource | None = None) -> SpanRecord:
-    """Copy what a finished SDK span holds into a new record (worker thread only)."""
+    """Copy what a finished SDK span holds into a new record (worker thread only).
+
+    Each SDK property is read once and the record is built positionally (in field
+    order): this runs for every span.
+    """
     ctx = span.context
     parent = span.parent
     status = span.status
-    attributes: Mapping[str, Any] = span.attributes or {}
+    start = span.start_time or 0
+    if ctx is not None:
+        trace_id, span_id = ctx.trace_id, ctx.span_id
+        flags, state = int(ctx.trace_flags), ctx.trace_state
+    else:
+        trace_id, span_id, flags, state = 0, 0, _SAMPLED, None
     return SpanRecord(
-        trace_id=ctx.trace_id if ctx else 0,
-        span_id=ctx.span_id if ctx else 0,
-        name=span.name,
-        start_time=span.start_time or 0,
-        end_time=span.end_time or span.start_time or 0,
-        attributes=dict(attributes),
-        parent_span_id=parent.span_id if parent else None,
-        parent_is_remote=bool(parent.is_remote) if parent else False,
-        kind=span.kind,
-        trace_flags=int(ctx.trace_flags) if ctx else int(TraceFlags.SAMPLED),
-        trace_state=ctx.trace_state if ctx else None,
-        status_code=status.status_code,
-        status_description=status.description,
-        events=tuple(span.events),
-        links=tuple(span.links),
-        resource=resource if resource is not None else span.resource,
-        scope=span.instrumentation_scope,
-        dropped_attributes=span.dropped_attributes,
-        dropped_events=span.dropped_events,
-        dropped_links=span.dropped_links,
+        trace_id,
+        span_id,
+        span.name,
+        start,
+        span.end_time or start,
+        _attributes_of(span),
+        parent.span_id if parent else None,
+        bool(parent.is_remote) if parent else False,
+        span.kind,
+        flags,
+        state,
+        status.status_code,
+        status.description,
+        tuple(span.events),
+        tuple(span.links),
+        resource if resource is not None else span.resource,
+        span.instrumentation_scope,
+        span.dropped_attributes,
+        span.dropped_events,
+        span.dropped_links,
     )
+
+
+_SAMPLED = int(TraceFlags.SAMPLED)
+
+
+def _attributes_of(span: ReadableSpan) -> dict[str, Any]:
+    """A plain dict copy of the span's attributes.
+
+    The SDK hands out a read-only proxy of its ``BoundedAttributes``; the proxy's
+    ``copy()`` calls the mapping's own (a C-level dict copy), where ``dict(proxy)``
+    would call the mapping's Python ``__getitem__`` once per key.
+    """
+    attributes: Mapping[str, Any] | None = span.attributes
+    if attributes is None:
+        return {}
+    try:
+        copied = attributes.copy()  # type: ignore[attr-defined]
+    except Exception:  # a mapping without copy(): item by item
+        copied = None
+    return copied if type(copied) is dict else dict(attributes)
 
 
 def record_to_readable(
@@ -143,6 +172,11 @@ class ResourceMerger:
     def __init__(self, overrides: Mapping[str, Any] | None) -> None:
         self._overrides = Resource(dict(overrides)) if overrides else None
         self._cache: dict[int, tuple[Resource, Resource]] = {}
+
+    @property
+    def merges(self) -> bool:
+        """False when there is nothing to merge (every resource is returned as it is)."""
+        return self._overrides is not None
 
     def __call__(self, resource: Resource) -> Resource:
         if self._overrides is None:
