@@ -85,6 +85,7 @@ class Destination:
     """Base class: lifecycle, scope filter and counters shared by all destinations."""
 
     kind: ClassVar[str] = "destination"
+    wants_semconv_messages: ClassVar[bool] = True  # reads gen_ai.* messages derived from our I/O
 
     def __init__(
         self,

@@ -75,14 +75,12 @@ _DEFAULT_BOOK: Final = "otel_llm.cost.default_price_book"
 _MEMO_SIZE: Final = 4096
 _MAX_COUNT: Final = 2**63
 """Counts at or above this (beyond an OTLP int64) are invalid, not priced."""
-_NO_USAGE: Final = [None] * 5
-_USAGE_KEYS: Final = (
-    semconv.GEN_AI_USAGE_INPUT_TOKENS,
-    semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-    semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-)
+_NO_USAGE: Final = (None,) * 5
+_INPUT: Final = semconv.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT: Final = semconv.GEN_AI_USAGE_OUTPUT_TOKENS
+_CACHE_READ: Final = semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+_CACHE_WRITE: Final = semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+_REASONING: Final = semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
 _PROVIDER_IDS: Final = {
     "gcp.gemini": "google",
     "gcp.vertex_ai": "google",
@@ -298,7 +296,10 @@ def _utc_us(value: dt_time) -> int:
 def derive_cost(record: SpanRecord, ctx: StageContext) -> None:
     """Set ``gen_ai.usage.cost`` and its provenance, or ``otel_llm.cost.unpriced``."""
     attributes = record.attributes
-    if _reported_cost(attributes, ctx):
+    get = attributes.get
+    if (get(semconv.COST_RAW) is not None or get(semconv.GEN_AI_USAGE_COST) is not None) and (
+        _reported_cost(attributes, ctx)
+    ):
         return
     usage = _usage(attributes)
     if usage is None:
@@ -309,34 +310,24 @@ def derive_cost(record: SpanRecord, ctx: StageContext) -> None:
     # The response model names the exact snapshot billed; when the price data doesn't
     # know that snapshot (new, or a compatible server's own name), the requested model
     # is what the user chose and usually is priced.
-    models = [
-        m
-        for m in (
-            attributes.get(semconv.GEN_AI_RESPONSE_MODEL),
-            attributes.get(semconv.GEN_AI_REQUEST_MODEL),
-        )
-        if isinstance(m, str) and m
-    ]
-    if not models:
-        _unpriced(attributes, ctx, "unpriced")
-        return
-    provider = attributes.get(semconv.GEN_AI_PROVIDER_NAME) or attributes.get(semconv.GEN_AI_SYSTEM)
+    response = get(semconv.GEN_AI_RESPONSE_MODEL)
+    request = get(semconv.GEN_AI_REQUEST_MODEL)
+    models = (response, request) if response != request else (response,)
+    provider = get(semconv.GEN_AI_PROVIDER_NAME) or get(semconv.GEN_AI_SYSTEM)
+    if not isinstance(provider, str) or not provider:
+        provider = None
     book = ctx.prices or _default_book(ctx)
-    result: Priced | _Failure = "unpriced"
-    for model in dict.fromkeys(models):
-        result = book.price(
-            provider if isinstance(provider, str) and provider else None,
-            model,
-            usage,
-            record.start_time,
-        )
-        if not isinstance(result, str):
-            break
-    if isinstance(result, str):
-        _unpriced(attributes, ctx, result)
-        return
-    _write(attributes, result)
-    ctx.count("cost.priced")
+    failure: _Failure = "unpriced"  # why the last model tried is not priced
+    for model in models:
+        if isinstance(model, str) and model:
+            result = book.price(provider, model, usage, record.start_time)
+            if isinstance(result, str):
+                failure = result
+                continue
+            _write(attributes, result)
+            ctx.count("cost.priced")
+            return
+    _unpriced(attributes, ctx, failure)
 
 
 def _default_book(ctx: StageContext) -> PriceBook:
@@ -348,7 +339,8 @@ def _default_book(ctx: StageContext) -> PriceBook:
 
 def _usage(attributes: Mapping[str, Any]) -> UsageCounts | Literal["invalid_usage"] | None:
     """The five canonical counts (absent = 0); None without any; checked for consistency."""
-    values = [attributes.get(key) for key in _USAGE_KEYS]
+    get = attributes.get
+    values = (get(_INPUT), get(_OUTPUT), get(_CACHE_READ), get(_CACHE_WRITE), get(_REASONING))
     if values == _NO_USAGE:
         return None
     counts = [

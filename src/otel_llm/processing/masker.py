@@ -5,17 +5,21 @@ mask and what happens on failure; this module only transforms values, and raises
 :class:`MaskFailed` / :class:`NestingTooDeep` when it cannot do so safely so that the
 stage replaces the whole value (fail closed).
 
-Speed matters here (every span with content passes through): JSON is walked
-copy-on-write, so an unchanged document is never re-serialized; numbers, bools and,
-without a user mask, strings under 8 characters are never looked at; key and
-attribute classifications are cached per masker.
+Speed matters here (every span with content passes through). Without a user mask and
+with only built-in scrubbers, the stage first screens a span's string values together
+(:meth:`Masker.unsure`): one scrubber gate over their raw text, and for JSON a parse and
+a look at its keys. Most content holds no secret-looking key and nothing the gate lets
+through, and is then left as it is, without the walk's per-string work. Otherwise JSON
+is walked copy-on-write, so an unchanged document is never re-serialized; numbers,
+bools and, without a user mask, strings under 8 characters are never looked at; key
+and attribute classifications are cached per masker.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -73,6 +77,7 @@ class Masker:
         "_kinds",
         "_mask",
         "_names",
+        "_screened",
         "_scrub",
         "_scrubber",
     )
@@ -85,6 +90,7 @@ class Masker:
         self._mask = mask
         self._kinds: dict[str, int] = {}
         self._names: dict[Any, bool] = {}
+        self._screened = mask is None and (options.scrubber is None or options.scrubber.gated)
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -102,14 +108,14 @@ class Masker:
         return self._mask is not None
 
     @property
+    def screens(self) -> bool:
+        """True when :meth:`unsure` can tell anything (no user mask, no extra pattern)."""
+        return self._screened
+
+    @property
     def inert(self) -> bool:
         """True when masking changes nothing (only ``capture_content`` can act)."""
         return self._scrubber is None and self._is_secret is None and self._mask is None
-
-    @property
-    def kinds(self) -> Mapping[str, int]:
-        """The cache behind :meth:`kind` (read it for speed; a miss means "call kind")."""
-        return self._kinds
 
     def kind(self, key: str) -> int:
         """The kind flags (CONTENT | SECRET | TEXT) of an attribute key."""
@@ -143,6 +149,74 @@ class Masker:
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return tuple(items)
         return value
+
+    def unsure(self, texts: Sequence[str]) -> list[bool]:
+        """For each of ``texts`` (attribute values, JSON or not): False when masking it
+        surely changes nothing (skip it), True when it must be masked.
+
+        Exact, not a heuristic. Scrubbers: their gate is a necessary condition for a hit
+        in any string, and what it looks for passes through JSON encoding (at any depth
+        of JSON inside JSON) unchanged unless escaped, so one gate on the raw text of all
+        values joined by newlines (which adds no hit a value has not) answers for every
+        string in them; when it fires, each value is gated on its own. Key rules: a JSON
+        value is parsed and its keys checked as the walk would, without its per-string
+        work.
+        """
+        count = len(texts)
+        scrubber = self._scrubber
+        if not self._screened:
+            return [True] * count
+        if scrubber is None or not scrubber.may_hit_inside_json(
+            texts[0] if count == 1 else "\n".join(texts)
+        ):
+            unsure = [False] * count
+        elif count == 1:
+            return [True]
+        else:
+            unsure = [scrubber.may_hit_inside_json(text) for text in texts]
+        if self._is_secret is not None:
+            for i, text in enumerate(texts):
+                if not unsure[i] and text[:1] in _JSON_START:
+                    unsure[i] = self._keys_in_text(text, 0)
+        return unsure
+
+    # Key rules only, visiting what the walk visits without a user mask (``_text``,
+    # ``_walk``, ``_walk_dict``, ``_walk_list``); True also where only the walk can tell.
+    def _keys_in_text(self, text: str, depth: int) -> bool:
+        if depth >= _MAX_DEPTH - 1:
+            return True  # the walk refuses to go deeper: let it decide
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return True  # read otherwise by the walk (big ints, broken JSON's literals)
+        return self._keys_inside(value, depth + 1)
+
+    def _keys_inside(self, value: Any, depth: int) -> bool:
+        if depth >= _MAX_DEPTH - 1:
+            return True
+        kind = type(value)
+        if kind is dict:
+            names = self._names
+            for key in value:
+                secret = names.get(key)
+                if secret or (secret is None and self._secret(key)):
+                    return True
+            value = value.values()
+        elif kind is not list:
+            return kind is str and value[:1] in _JSON_START and self._keys_in_text(value, depth)
+        for item in value:
+            kind = type(item)
+            if kind is dict or kind is list:
+                if self._keys_inside(item, depth + 1):
+                    return True
+            elif (
+                kind is str
+                and len(item) >= _SHORT
+                and item[0] in _JSON_START
+                and self._keys_in_text(item, depth)
+            ):
+                return True
+        return False
 
     # -- internals ---------------------------------------------------------------
     def _secret(self, key: Any) -> bool:

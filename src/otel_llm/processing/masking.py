@@ -82,6 +82,13 @@ _EVENT_KEEP_WITHOUT_CONTENT: Final = frozenset(
 )
 """Attributes of a ``gen_ai.*`` message event kept when ``capture_content`` is off."""
 _DEFAULT_MASKER_KEY: Final = "otel_llm.masking.default_masker"
+_SHAPES: Final = "otel_llm.masking.masked_keys"
+"""``ctx.extras`` slot: tuple of attribute keys → (key, kind) of those masking looks at."""
+_MAX_SHAPES: Final = 256
+_SCREEN_MAX_CHARS: Final = 2048
+"""Longer values are masked without screening: the screen spares per-value and
+per-string costs, little next to a long text's own, while the gate fires more often on
+long text (a URL or an identifier is a token-like run), and then screening was wasted."""
 _REMOVE: Final = object()
 
 
@@ -137,15 +144,18 @@ def mask_record(record: SpanRecord, ctx: StageContext) -> None:
     hits: list[str] = []
     attributes = record.attributes
     updates: dict[str, Any] = {}
-    known = masker.kinds
-    for key, value in attributes.items():
-        kind = known.get(key)
-        if kind is None:
-            kind = masker.kind(key)
-        if kind == OTHER:
-            continue
+    texts: list[tuple[str, int, str]] | None = [] if masker.screens else None
+    for key, kind in _masked_keys(masker, attributes, ctx):
+        value = attributes[key]
         if kind & CONTENT and not ctx.capture_content:
             updates[key] = _REMOVE
+        elif (
+            texts is not None
+            and type(value) is str
+            and not kind & SECRET
+            and len(value) <= _SCREEN_MAX_CHARS
+        ):
+            texts.append((key, kind, value))  # screened together below
         elif isinstance(value, (str, list, tuple)) or kind & SECRET:
             new = _guarded(masker, kind, value, hits, ctx, key)
             if new is not value:
@@ -154,6 +164,14 @@ def mask_record(record: SpanRecord, ctx: StageContext) -> None:
             # Structured content (a dict or bytes from another exporter's kvlist/bytes
             # value): mask it as JSON text rather than let it pass unexamined.
             updates[key] = _guarded(masker, kind, to_json(value), hits, ctx, key)
+    if texts:
+        # Screening pays by sparing per-value costs: a lone value is just masked.
+        unsure = masker.unsure([v for _, _, v in texts]) if len(texts) > 1 else [True]
+        for (key, kind, value), walk in zip(texts, unsure, strict=True):
+            if walk:
+                new = _guarded(masker, kind, value, hits, ctx, key)
+                if new is not value:
+                    updates[key] = new
     changed = _apply(attributes, updates, ctx)
     if record.events:
         changed += _mask_events(record, masker, hits, ctx)
@@ -166,6 +184,27 @@ def mask_record(record: SpanRecord, ctx: StageContext) -> None:
         ctx.count("masking.masked_values", changed)
     for rule in hits:
         ctx.count(f"masking.rule.{rule}")
+
+
+def _masked_keys(
+    masker: Masker, attributes: Mapping[str, Any], ctx: StageContext
+) -> tuple[tuple[str, int], ...]:
+    """(key, kind) of the attributes masking looks at (kind not OTHER), in order.
+
+    Why: spans of one kind share their keys, and most keys are not content; the answer
+    is cached per tuple of keys, so a span costs one lookup, not one per key.
+    """
+    shapes: dict[tuple[str, ...], tuple[tuple[str, int], ...]] | None = ctx.extras.get(_SHAPES)
+    if shapes is None:
+        shapes = ctx.extras[_SHAPES] = {}
+    keys = tuple(attributes)
+    found = shapes.get(keys)
+    if found is None:
+        found = tuple((key, kind) for key in keys if (kind := masker.kind(key)) != OTHER)
+        if len(shapes) >= _MAX_SHAPES:
+            shapes.clear()
+        shapes[keys] = found
+    return found
 
 
 def _apply(attributes: dict[str, Any], updates: dict[str, Any], ctx: StageContext) -> int:

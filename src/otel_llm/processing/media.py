@@ -17,7 +17,8 @@ A long random-looking string anywhere else is left alone.
 JSON text is never re-serialized: replacements are spliced into the original text, so
 everything else (key order, number spelling, escapes) stays byte for byte.
 
-Cost: per attribute a type check and a length compare. A content string long enough to
+Cost: per span one lookup of its content keys (cached per set of keys); per content
+attribute a type check and a length compare. A content string long enough to
 hold a payload is then checked for a run of that many characters without a space or quote
 (a few short ``rfind`` steps), and only then searched for ``base64,`` and part-shape markers;
 JSON is parsed only when such a marker is present.
@@ -110,6 +111,9 @@ _STRICT_DECODE = sys.version_info >= (3, 11)
 
 
 _DEFAULT_OPTIONS = MediaOptions()
+_CONTENT_KEYS = "otel_llm.media.content_keys"
+"""``ctx.extras`` slot: tuple of attribute keys → the content keys among them."""
+_MAX_SHAPES = 256
 
 
 def extract_media(record: SpanRecord, ctx: StageContext) -> None:
@@ -120,20 +124,35 @@ def extract_media(record: SpanRecord, ctx: StageContext) -> None:
     min_chars = 4 * ((max(opts.min_bytes, 1) + 2) // 3)  # base64 of min_bytes
     attrs = record.attributes
     extractor: _Extractor | None = None
-    for key, value in attrs.items():
+    for key in _content_keys(attrs, ctx):
+        value = attrs[key]
         cls = type(value)
         if cls is str:
             if len(value) < min_chars or not _may_hold_media(value, min_chars):
                 continue
         elif cls is not bytes and cls is not tuple and cls is not list:
             continue
-        if not is_content_key(key):
-            continue
         if extractor is None:
             extractor = _Extractor(opts, ctx, min_chars, record.extras.get("media"))
         extractor.attribute(attrs, key, value)  # same keys: safe while iterating
     if extractor is not None:
         extractor.finish(record)
+
+
+def _content_keys(attrs: dict[str, Any], ctx: StageContext) -> tuple[str, ...]:
+    """The content keys among ``attrs``' keys, cached per tuple of keys (spans of one
+    kind share their keys, and most keys are not content)."""
+    keys = tuple(attrs)
+    cache: dict[tuple[str, ...], tuple[str, ...]] | None = ctx.extras.get(_CONTENT_KEYS)
+    if cache is None:
+        cache = ctx.extras[_CONTENT_KEYS] = {}
+    found = cache.get(keys)
+    if found is None:
+        found = tuple(key for key in keys if is_content_key(key))
+        if len(cache) >= _MAX_SHAPES:
+            cache.clear()
+        cache[keys] = found
+    return found
 
 
 def _may_hold_media(text: str, width: int) -> bool:

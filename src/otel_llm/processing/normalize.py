@@ -23,7 +23,13 @@ Rules, for every dialect:
 Also: a span with ``gen_ai.operation.name`` but none of our types gets the
 matching type (``chat`` → generation, …), so third-party generations are
 estimated and priced like ours; and every generation whose input/output is a
-chat (OpenAI, Anthropic, Gemini, LangChain shapes) gets semconv messages.
+chat (OpenAI, Anthropic, Gemini, LangChain shapes) gets semconv messages —
+unless no destination reads them (``ctx.semconv_messages`` False) and the
+generation came with both ``otel_llm.observation.input`` and ``.output`` of ours
+(not translated from a foreign dialect): the Langfuse dialect then sends those and
+drops the messages, so deriving them (and masking them) would be work thrown away.
+Token estimation derives them on demand (:func:`generation_messages`), so estimates
+do not depend on it.
 
 Running the stage twice gives the same record. Provider names follow semconv:
 see :mod:`otel_llm.processing.normalize_providers` for the value table and the
@@ -32,6 +38,7 @@ model-name inference.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import itemgetter, methodcaller
 from typing import Any, Final
 
@@ -48,12 +55,12 @@ from otel_llm.processing.normalize_messages import (
     split_system,
 )
 from otel_llm.processing.normalize_parts import parse_json
-from otel_llm.processing.normalize_providers import infer_provider
+from otel_llm.processing.normalize_providers import provider_of_model
 from otel_llm.processing.normalize_sources import EVENT_NAMES, read_events
 from otel_llm.processing.record import SpanRecord
 from otel_llm.processing.stage import StageContext
 
-__all__ = ["normalize"]
+__all__ = ["generation_messages", "normalize"]
 
 _FOREIGN_PREFIXES: Final = (
     "langfuse.",
@@ -119,6 +126,8 @@ def normalize(record: SpanRecord, ctx: StageContext) -> None:
         ctx: counters (``normalize.invalid.<dialect>``) and ``max_content_chars``.
     """
     attributes = record.attributes
+    # Ours before any translation: a foreign dialect's input/output keeps its messages.
+    skip_messages = not ctx.semconv_messages and _has_own_io(attributes)
     if _has_foreign_key(attributes, ctx):
         families = Families.of(attributes)
         for part, translate in _DIALECTS:
@@ -133,13 +142,74 @@ def normalize(record: SpanRecord, ctx: StageContext) -> None:
             _bug(ctx, "events")
     if semconv.OBSERVATION_TYPE not in attributes:
         _type_from_operation(attributes)
-    if attributes.get(semconv.OBSERVATION_TYPE) == "generation":
+    if attributes.get(semconv.OBSERVATION_TYPE) == "generation" and not skip_messages:
         try:
             _derive_messages(attributes, ctx)
         except Exception:
             _bug(ctx, "generation")
     if semconv.GEN_AI_PROVIDER_NAME not in attributes:
-        infer_provider(attributes)
+        _infer_provider(attributes, ctx)
+
+
+def generation_messages(attributes: Mapping[str, Any], ctx: StageContext) -> Mapping[str, Any]:
+    """A generation's ``gen_ai.*`` message attributes as :func:`normalize` would write them.
+
+    Why: normalize skips them when no destination reads them (``ctx.semconv_messages``),
+    but the token estimate counts messages; this derives them again, into a new mapping
+    (the record is not changed), so an estimate never depends on the destinations.
+    Returns ``attributes`` itself when normalize always derives them (deriving again
+    where it did is a no-op: present keys win).
+    """
+    if ctx.semconv_messages or attributes.get(semconv.OBSERVATION_TYPE) != "generation":
+        return attributes
+    view = {key: attributes[key] for key in _MESSAGE_SOURCES if key in attributes}
+    try:
+        _derive_messages(view, ctx)
+    except Exception:
+        _bug(ctx, "generation")
+    return view
+
+
+_MESSAGE_SOURCES: Final = (
+    semconv.OBSERVATION_INPUT,
+    semconv.OBSERVATION_OUTPUT,
+    semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+    semconv.GEN_AI_INPUT_MESSAGES,
+    semconv.GEN_AI_OUTPUT_MESSAGES,
+)
+"""What ``_derive_messages`` reads and writes."""
+_PROVIDERS: Final = "otel_llm.normalize.provider_by_model"
+"""``ctx.extras`` slot: model name → inferred provider (None: none), bounded."""
+_MAX_PROVIDERS: Final = 1024
+
+
+def _has_own_io(attributes: Mapping[str, Any]) -> bool:
+    """Both our input and output are set: what the Langfuse dialect sends instead of messages."""
+    return (
+        attributes.get(semconv.OBSERVATION_INPUT) is not None
+        and attributes.get(semconv.OBSERVATION_OUTPUT) is not None
+    )
+
+
+def _infer_provider(attributes: dict[str, Any], ctx: StageContext) -> None:
+    """``infer_provider``, memoized per model name (a few names recur on every span)."""
+    model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL) or attributes.get(
+        semconv.GEN_AI_REQUEST_MODEL
+    )
+    if not isinstance(model, str):
+        return
+    cache: dict[str, str | None] | None = ctx.extras.get(_PROVIDERS)
+    if cache is None:
+        cache = ctx.extras[_PROVIDERS] = {}
+    try:
+        provider = cache[model]
+    except KeyError:
+        provider = provider_of_model(model)
+        if len(cache) >= _MAX_PROVIDERS:
+            cache.clear()
+        cache[model] = provider
+    if provider is not None:
+        attributes.setdefault(semconv.GEN_AI_PROVIDER_NAME, provider)
 
 
 def _has_foreign_key(attributes: dict[str, Any], ctx: StageContext) -> bool:

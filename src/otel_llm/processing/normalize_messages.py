@@ -119,6 +119,13 @@ def message(item: object, default_role: str | None = None) -> Message | None:
     """One chat message in any supported shape, or ``None`` if it is not one."""
     if not isinstance(item, dict):
         return None
+    if len(item) == 2:  # the common {"role": ..., "content": "text"}, without the general walk
+        role = item.get("role")
+        content = item.get("content")
+        if type(role) is str and type(content) is str:
+            known = _ROLES.get(role)
+            if known is not None and known != "tool":
+                return {"role": known, "parts": [text_part(content)] if content else []}
     role = _role(item, default_role)
     if role is None:
         return None

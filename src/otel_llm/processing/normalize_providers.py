@@ -40,7 +40,7 @@ from typing import Any, Final
 
 from otel_llm import semconv
 
-__all__ = ["infer_provider", "provider_name", "set_provider"]
+__all__ = ["infer_provider", "provider_name", "provider_of_model", "set_provider"]
 
 _ALIASES: Final = {
     "azure": "azure.ai.openai",
@@ -142,9 +142,14 @@ def infer_provider(attributes: dict[str, Any]) -> None:
     )
     if not isinstance(model, str):
         return
-    provider = _provider_of_model(model.lower())
+    provider = provider_of_model(model)
     if provider is not None:
         attributes.setdefault(semconv.GEN_AI_PROVIDER_NAME, provider)
+
+
+def provider_of_model(model: str) -> str | None:
+    """The provider an unambiguous model name implies (any case), else None."""
+    return _provider_of_model(model.lower())
 
 
 def _provider_of_model(model: str) -> str | None:

@@ -110,13 +110,14 @@ class PricePlan:
     exact ``Decimal`` result, at a fraction of the cost.
     """
 
-    __slots__ = ("_rates", "apart", "denominator", "parts")
+    __slots__ = ("_named", "_rates", "apart", "denominator", "parts")
 
     def __init__(self, parts: tuple[PricePart, ...]) -> None:
         self.parts = parts
         # A part with no usage terms and no fixed count is always 0 for us (web searches...).
         live = [part for part in parts if part.terms or part.fixed_count is not None]
         self.apart = frozenset(part.bucket for part in live)
+        self._named = tuple(bucket in self.apart for bucket in (_IN, _OUT, _READ, _WRITE))
         rates = [
             [Fraction(price) / part.per for price in (part.price, *(p for _, p in part.tiers))]
             for part in live
@@ -146,25 +147,31 @@ class PricePlan:
         buckets: list[int | Fraction] = [0, 0, 0, 0, 0]
         total_input = usage[_INPUT]
         for bucket, terms, rate, tiers, fixed_count in self._rates:
-            count: int | Fraction = 0
-            if fixed_count is not None:
-                count = fixed_count
-            else:
+            if fixed_count is None:
+                count: int | Fraction = 0
                 for position, sign in terms:
                     count += sign * usage[position]
                 if count <= 0:
                     if count < 0:
                         return None
                     continue
+            else:
+                count = fixed_count
             for start, tier_rate in tiers:
                 if total_input > start:
                     rate = tier_rate
                     break
             buckets[bucket] += rate * count
         scale = self.denominator
-        apart = self.apart
-        named = [float(amount / scale) if i in apart else None for i, amount in enumerate(buckets)]
-        return Costs(float(sum(buckets) / scale), named[0], named[1], named[2], named[3])
+        into, out, read, write, other = buckets
+        named_in, named_out, named_read, named_write = self._named
+        return Costs(
+            float((into + out + read + write + other) / scale),
+            float(into / scale) if named_in else None,
+            float(out / scale) if named_out else None,
+            float(read / scale) if named_read else None,
+            float(write / scale) if named_write else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

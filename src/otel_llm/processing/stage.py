@@ -40,6 +40,10 @@ class StageContext:
     estimate_usage: bool = True
     """Estimate token counts with an offline tokenizer when a generation reports none."""
     max_content_chars: int = 1_000_000
+    semconv_messages: bool = True
+    """False: no destination reads the ``gen_ai.*`` messages normalize derives from our own
+    input/output (``Destination.wants_semconv_messages``), so a generation of ours that
+    has both gets none (the Langfuse dialect sends ``otel_llm.observation.*`` instead)."""
     masker: Masker | None = None
     prices: PriceBook | None = None
     media: MediaOptions | None = None

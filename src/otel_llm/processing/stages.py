@@ -38,12 +38,14 @@ def build_stage_context(
     capture_content: bool = True,
     estimate_usage: bool = True,
     max_content_chars: int = 1_000_000,
+    semconv_messages: bool = True,
 ) -> StageContext:
     """Compile every stage's options; raises ``ConfigError`` naming a bad one."""
     return StageContext(
         capture_content=capture_content,
         estimate_usage=estimate_usage,
         max_content_chars=max_content_chars,
+        semconv_messages=semconv_messages,
         masker=compile_masker(mask, masking),
         prices=compile_prices(pricing),
         media=compile_media_options(media),

@@ -31,6 +31,7 @@ from typing import Any
 
 from otel_llm import semconv
 from otel_llm.diagnostics import log_once
+from otel_llm.processing.normalize import generation_messages
 from otel_llm.processing.record import SpanRecord
 from otel_llm.processing.stage import StageContext
 from otel_llm.processing.tokenizer import HEURISTIC, TokenEstimator
@@ -157,13 +158,14 @@ def _is_generation(attrs: Mapping[str, Any]) -> bool:
 
 def _estimate(record: SpanRecord, ctx: StageContext) -> None:
     attrs = record.attributes
-    messages = attrs.get(semconv.GEN_AI_INPUT_MESSAGES)
+    view = generation_messages(attrs, ctx)  # the messages, even when normalize skipped them
+    messages = view.get(semconv.GEN_AI_INPUT_MESSAGES)
     inputs: tuple[object, ...]
     if messages is not None:
-        inputs = (attrs.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS), messages)
+        inputs = (view.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS), messages)
     else:
         inputs = (attrs.get(semconv.OBSERVATION_INPUT),)
-    output = attrs.get(semconv.GEN_AI_OUTPUT_MESSAGES)
+    output = view.get(semconv.GEN_AI_OUTPUT_MESSAGES)
     if output is None:
         output = attrs.get(semconv.OBSERVATION_OUTPUT)
     if output is None and all(v is None for v in inputs):
