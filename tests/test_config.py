@@ -175,6 +175,28 @@ def test_existing_provider_keeps_its_processors_and_gets_ours_once(
     assert sum(type(x).__name__ == "_ProcessorSlot" for x in processors) == 1
 
 
+def test_provider_slot_follows_the_current_pipeline(memory: otel_llm.InMemory) -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("app")
+    first = otel_llm.configure(destinations=[memory], tracer_provider=provider)
+    second_memory = otel_llm.InMemory(name="second")
+    second = otel_llm.configure(destinations=[second_memory], tracer_provider=provider)
+    with tracer.start_as_current_span("to-second"):
+        pass
+    second.flush()
+    second.shutdown()  # the slot now delegates to nothing
+    with tracer.start_as_current_span("after-shutdown"):
+        pass
+    third_memory = otel_llm.InMemory(name="third")
+    third = otel_llm.configure(destinations=[third_memory], tracer_provider=provider)
+    with tracer.start_as_current_span("to-third"):
+        pass
+    third.flush()
+    assert memory.spans == [] and first.processor.is_shut_down
+    assert [s.name for s in second_memory.spans] == ["to-second"]
+    assert [s.name for s in third_memory.spans] == ["to-third"]
+
+
 def test_reconfigure_flushes_old_pipeline_first() -> None:
     provider = TracerProvider()
     first = otel_llm.InMemory()

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 
 import otel_llm
+from otel_llm.processing.entry import EntryTracker
 
 
 def _entries(memory: otel_llm.InMemory) -> list[str]:
@@ -129,3 +136,57 @@ def test_no_marker_without_llm_spans(
         pass
     pipeline.flush()
     assert _entries(memory) == []
+
+
+def test_is_entry_attribute_given_at_start_is_explicit(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    lib = pipeline.tracer_provider.get_tracer("some.lib")
+    with otel_llm.start_observation("outer", as_type="agent"):
+        with lib.start_as_current_span("chosen", attributes={"gen_ai.is_entry": True}):
+            pass
+    pipeline.flush()
+    assert _entries(memory) == ["chosen"]
+
+
+class _NoCopy(Mapping[str, Any]):
+    """A mapping without copy(), like none the SDK hands out (the tracker must cope)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [dict, MappingProxyType, lambda d: MappingProxyType(_NoCopy(d)), _NoCopy],
+    ids=["dict", "proxy", "proxy-without-copy", "mapping"],
+)
+def test_tracker_reads_any_attribute_mapping(wrap: Callable[[dict[str, Any]], Any]) -> None:
+    def span(span_id: int, attributes: dict[str, Any], parent: SpanContext | None) -> Any:
+        return SimpleNamespace(
+            context=SpanContext(7, span_id, is_remote=False),
+            parent=parent,
+            attributes=wrap(attributes),
+            instrumentation_scope=None,
+        )
+
+    tracker = EntryTracker()
+    root = span(1, {"http.method": "GET"}, None)
+    llm = span(2, {"gen_ai.operation.name": "chat"}, root.context)
+    chosen = span(3, {"otel_llm.observation.type": "span", "gen_ai.is_entry": True}, llm.context)
+    for s in (root, llm, chosen):
+        tracker.on_start(s)
+    assert [tracker.on_end(s) for s in (chosen, llm, root)] == [False, False, False]
+    tracker = EntryTracker()
+    for s in (root, llm):
+        tracker.on_start(s)
+    assert [tracker.on_end(s) for s in (llm, root)] == [True, False]

@@ -281,3 +281,63 @@ def test_parent_argument(pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory)
     parent.end()
     spans = _spans(pipeline, memory)
     assert spans["child"].parent.span_id == spans["parent"].context.span_id  # type: ignore[attr-defined]
+
+
+_UPDATES: list[dict[str, object]] = [
+    {"model": "gpt-4o", "model_parameters": {"temperature": 0.2, "stop": ["\n"]}, "usage": {}},
+    {"input": None, "output": {"text": "hi"}, "cost": 0.01, "version": "v2"},
+    {"level": "ERROR", "status_message": "broken"},
+    {"level": "LOUD", "model_parameters": "hot", "prompt": {"name": "p", "version": 3}},
+    {"output": "x", "no_such_field": 1},  # unknown: the general path
+    {"name": "renamed", "metadata": {"a": 1}, "completion_start_time": 1_700_000_000},
+    {},
+]
+
+
+@pytest.mark.parametrize("fields", _UPDATES)
+def test_update_current_observation_does_what_update_does(
+    pipeline: otel_llm.Pipeline, fields: dict[str, object]
+) -> None:
+    """update_current_observation skips the wrapper for stateless fields: same result."""
+    seen = []
+    for how in ("current", "update"):
+        with otel_llm.start_generation("llm", start_time=1_600_000_000 * 10**9) as obs:
+            if how == "current":
+                otel_llm.update_current_observation(**fields)
+            else:
+                obs.update(**fields)  # type: ignore[arg-type]
+            span = obs.span
+            attrs = list(span.attributes.items())  # type: ignore[attr-defined]
+            seen.append((attrs, span.name, span.status.status_code, span.status.description))  # type: ignore[attr-defined]
+    assert seen[0] == seen[1]
+
+
+def test_end_with_output_does_what_update_then_end_does(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    output = {"answer": [1, 2.5, None], "text": "ok"}
+    first = otel_llm.start_observation("first")
+    first.end(output=output)
+    second = otel_llm.start_observation("second")
+    second.update(output=output)
+    second.end()
+    first.end(output="late")  # ended: ignored and counted, as update() does
+    spans = _spans(pipeline, memory)
+    key = "otel_llm.observation.output"
+    assert spans["first"].attributes[key] == spans["second"].attributes[key]  # type: ignore[attr-defined]
+    assert json.loads(spans["first"].attributes[key]) == output  # type: ignore[attr-defined]
+    from otel_llm.diagnostics import counts
+
+    assert counts()["invalid_value.update"] == 1
+
+
+def test_for_current_span_reads_the_type_when_asked(pipeline: otel_llm.Pipeline) -> None:
+    with otel_llm.start_generation("llm"):
+        current = otel_llm.Observation.for_current_span()
+        assert current is not None
+        assert current.as_type == "generation"
+        assert "type='generation'" in repr(current)
+    tracer = pipeline.tracer_provider.get_tracer("other")
+    with tracer.start_as_current_span("foreign"):
+        foreign = otel_llm.Observation.for_current_span()
+        assert foreign is not None and foreign.as_type == "span"

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import otel_llm
+from otel_llm.instrument.observe import _Options
 
 
 def _one(memory: otel_llm.InMemory, name: str) -> ReadableSpan:
@@ -404,3 +409,150 @@ def test_hostile_arguments_never_raise(
     json.loads(raw)
     assert "truncated" in raw
     assert pipeline.stats()["values_replaced"]["cycle"] >= 1
+
+
+# -- the fast paths: they must agree with the general ones ------------------------------
+_KINDS = inspect.Parameter
+
+
+@st.composite
+def _signatures(draw: st.DrawFn) -> inspect.Signature:
+    """Any valid signature over a few names, self/cls included, every parameter kind."""
+    names = draw(st.lists(st.sampled_from(["self", "cls", "a", "b", "c", "d", "kw"]), unique=True))
+    groups: list[list[inspect.Parameter]] = [[], [], [], [], []]
+    slots = (
+        _KINDS.POSITIONAL_ONLY,
+        _KINDS.POSITIONAL_OR_KEYWORD,
+        _KINDS.VAR_POSITIONAL,
+        _KINDS.KEYWORD_ONLY,
+        _KINDS.VAR_KEYWORD,
+    )
+    plain = draw(st.booleans())  # half of them: the kinds the fast path handles
+    for name in names:
+        index = draw(st.sampled_from([1, 3, 4] if plain else [0, 1, 2, 3, 4]))
+        if index in (2, 4) and groups[index]:
+            index = 1  # one *args and one **kwargs at most
+        groups[index].append(inspect.Parameter(name, slots[index]))
+    return inspect.Signature([p for group in groups for p in group])
+
+
+@st.composite
+def _calls(draw: st.DrawFn) -> tuple[inspect.Signature, tuple[int, ...], dict[str, int]]:
+    """A signature and a call: mostly one it accepts, sometimes any (errors included)."""
+    signature = draw(_signatures())
+    if draw(st.booleans()):
+        params = list(signature.parameters.values())
+        positional = [
+            p for p in params if p.kind in (_KINDS.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        n = draw(st.integers(0, len(positional) + 2))
+        by_name = [
+            p.name for p in params[n:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        pool = by_name + (["other"] if draw(st.booleans()) else [])
+        names = draw(st.lists(st.sampled_from(pool), unique=True)) if pool else []
+        args = tuple(range(n))
+        kwargs = {name: i for i, name in enumerate(names)}
+    else:
+        args = tuple(draw(st.lists(st.integers(), max_size=5)))
+        kwargs = draw(
+            st.dictionaries(
+                st.sampled_from(["self", "cls", "a", "b", "c", "d", "kw", "other"]), st.integers()
+            )
+        )
+    return signature, args, kwargs
+
+
+@given(call=_calls())
+@settings(max_examples=500, deadline=None)
+def test_fast_binding_matches_bind_partial(
+    call: tuple[inspect.Signature, tuple[int, ...], dict[str, int]],
+) -> None:
+    signature, args, kwargs = call
+
+    def func(*args: object, **kwargs: object) -> None:
+        return None
+
+    func.__signature__ = signature  # type: ignore[attr-defined]
+    options = _Options(func, None, "span", None, None, False)
+    fast = options.bound_input(args, dict(kwargs))
+    slow = options.bound_input_slow(args, dict(kwargs))
+    assert list(fast.items()) == list(slow.items())  # same keys, same order
+
+
+def test_plain_signatures_take_the_fast_path() -> None:
+    def chat(self: object, messages: list[str], *, model: str = "m", **extra: object) -> None:
+        return None
+
+    options = _Options(chat, None, "generation", None, None, False)
+    assert options.plan is not None
+    assert options.plan.bind((1, ["hi"]), {"model": "x", "seed": 3}) == {
+        "messages": ["hi"],
+        "model": "x",
+        "seed": 3,
+    }
+    assert options.plan.bind((1, ["hi"]), {"messages": []}) is None  # given twice: slow path
+
+    def variadic(*args: object) -> None:
+        return None
+
+    assert _Options(variadic, None, "span", None, None, False).plan is None
+
+
+def test_decorator_sets_what_start_observation_sets(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    seen: dict[str, list[tuple[str, object]]] = {}
+
+    @otel_llm.observe(as_type="generation", entry=True)
+    def chat(messages: list[dict[str, str]], temperature: float = 0.0) -> str:
+        seen["observe"] = list(trace.get_current_span().attributes.items())  # type: ignore[attr-defined]
+        return "ok"
+
+    chat([{"role": "user", "content": "hi"}], temperature=0.5)
+    with otel_llm.start_observation(
+        "chat",
+        as_type="generation",
+        entry=True,
+        input={"messages": [{"role": "user", "content": "hi"}], "temperature": 0.5},
+    ) as obs:
+        seen["start_observation"] = list(obs.span.attributes.items())  # type: ignore[attr-defined]
+    assert seen["observe"] == seen["start_observation"]
+
+
+def test_unknown_type_is_counted_on_every_call(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory
+) -> None:
+    @otel_llm.observe(as_type="nonsense")
+    def f() -> None:
+        return None
+
+    f()
+    f()
+    pipeline.flush()
+    assert [s.attributes["otel_llm.observation.type"] for s in memory.spans] == ["span", "span"]
+    assert pipeline.stats()["invalid_values"]["as_type"] == 2
+
+
+def test_failed_start_runs_the_function_untraced(
+    pipeline: otel_llm.Pipeline, memory: otel_llm.InMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("internal")
+
+    monkeypatch.setenv("OTEL_LLM_STRICT", "0")
+    monkeypatch.setattr(_Options, "start", broken)
+
+    @otel_llm.observe()
+    def f(x: int) -> int:
+        if x < 0:
+            raise ValueError("user error")
+        return x
+
+    assert f(2) == 2
+    with pytest.raises(ValueError) as info:
+        f(-1)
+    assert info.value.__context__ is None  # the internal error is not chained onto the user's
+    pipeline.flush()
+    assert memory.spans == []
+    assert pipeline.stats()["internal_errors"]["observe.start"] == 2

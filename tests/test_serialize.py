@@ -552,3 +552,9 @@ plain = st.recursive(
 @given(plain)
 def test_plain_round_trip_property(value: object) -> None:
     assert loads(to_json(value)) == value
+
+
+def test_null_in_text_or_values_keeps_the_fast_path_exact() -> None:
+    value = {"text": "null → ünïcode", "none": None, "nested": [None, {"null": 1.5}]}
+    assert to_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert loads(to_json({"x": [None, math.nan], "é": "null"})) == {"x": [None, "NaN"], "é": "null"}

@@ -54,15 +54,31 @@ class _ProcessorSlot(SpanProcessor):
     """
 
     def __init__(self) -> None:
-        self.target: LLMSpanProcessor | None = None
+        self._target: LLMSpanProcessor | None = None
+
+    @property
+    def target(self) -> LLMSpanProcessor | None:
+        return self._target
+
+    @target.setter
+    def target(self, processor: LLMSpanProcessor | None) -> None:
+        self._target = processor
+        # The provider calls on_start/on_end for every span: point them straight at the
+        # target's hooks, one call less per hook (the methods below are the fallback).
+        if processor is None:
+            vars(self).pop("on_start", None)
+            vars(self).pop("on_end", None)
+        else:
+            self.on_start = processor.on_start  # type: ignore[method-assign]
+            self.on_end = processor.on_end  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        target = self.target
+        target = self._target
         if target is not None:
             target.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        target = self.target
+        target = self._target
         if target is not None:
             target.on_end(span)
 

@@ -18,6 +18,7 @@ import contextvars
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
@@ -55,10 +56,13 @@ class _Propagated:
         self.metadata = metadata
 
 
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
 def current_trace_attributes(ctx: otel_context.Context | None = None) -> Mapping[str, Any]:
     """The propagated span attributes in ``ctx`` (default: the current context)."""
-    value = otel_context.get_value(_KEY, ctx)
-    return value.attributes if isinstance(value, _Propagated) else {}
+    value = (ctx if ctx is not None else otel_context.get_current()).get(_KEY)
+    return value.attributes if type(value) is _Propagated else _NONE
 
 
 def _clean_tags(tags: object) -> tuple[str, ...]:

@@ -1,9 +1,9 @@
 """JSON serialization of user values (inputs, outputs, metadata) for span attributes.
 
 It runs on the application thread for every traced call, so the common case is a single
-``orjson.dumps`` plus two byte checks: no Python walk, no lock, no counter. And it is total:
-tracing must never break the traced app, so ``to_json``/``to_attribute`` never raise, whatever
-they get (cycles, 10_000-deep nesting, 200-bit ints, lone surrogates, objects whose
+``orjson.dumps``, its decode and two cheap checks: no Python walk, no lock, no counter. And it
+is total: tracing must never break the traced app, so ``to_json``/``to_attribute`` never
+raise, whatever they get (cycles, 10_000-deep nesting, 200-bit ints, lone surrogates, objects whose
 ``__getattribute__`` raises...). Values orjson refuses go to a pure-Python walker that builds
 a JSON-safe copy, replacing what cannot be represented by a short marker and counting why.
 Output is cut to about ``max_chars``; cutting costs O(max_chars), not O(len(value)).
@@ -80,12 +80,11 @@ def to_json(value: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
             raw = orjson.dumps(value, default=_default, option=_OPTIONS)
         except Exception:
             return _slow(value, max_chars)
-        if b"null" in raw and _may_hide_non_finite(value, b'"null":' in raw):
-            return _slow(value, max_chars)
-        if len(raw) <= max_chars:  # bytes >= chars, so the text fits too
-            return raw.decode()
         text = raw.decode()
-        if len(text) <= max_chars:
+        # Searching the str, not the bytes: same answer (UTF-8), several times cheaper.
+        if "null" in text and _may_hide_non_finite(value, '"null":' in text):
+            return _slow(value, max_chars)
+        if len(raw) <= max_chars or len(text) <= max_chars:  # bytes >= chars
             return text
         counts: dict[str, int] = {}
         text = _shrink(orjson.loads(raw), max_chars, counts)  # loads: a JSON-safe copy, in C

@@ -9,8 +9,8 @@ from opentelemetry import trace as trace_api
 
 from otel_llm import runtime, semconv
 from otel_llm.context import trace_attributes
-from otel_llm.diagnostics import count, guard, log_once
-from otel_llm.instrument.observation import UNSET, Observation
+from otel_llm.diagnostics import count, guard, log_once, report, strict
+from otel_llm.instrument.observation import UNSET, update_span
 from otel_llm.scores import DATA_TYPES, Score, infer_data_type
 from otel_llm.serialize import to_attribute
 
@@ -38,12 +38,16 @@ def get_current_observation_id() -> str | None:
 
 def update_current_observation(**fields: Any) -> None:
     """``Observation.update(**fields)`` on the current span (no-op outside one)."""
-    with guard("update_current_observation"):
-        observation = Observation.for_current_span()
-        if observation is None:
+    try:  # what guard() does, without its calls on every update
+        span = trace_api.get_current_span()
+        if not span.is_recording():
             count("ignored.no_current_span")
             return
-        observation.update(**fields)
+        update_span(span, runtime.current().max_content_chars, fields)
+    except Exception as exc:
+        report("update_current_observation", exc)
+        if strict():
+            raise
 
 
 def update_current_trace(

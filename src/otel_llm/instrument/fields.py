@@ -53,15 +53,20 @@ def content_attribute(value: object, max_chars: int) -> str:
 
 
 def model_parameter_attributes(params: object, max_chars: int) -> dict[str, Any]:
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):
         invalid("model_parameters", "must be a mapping")
         return {}
     attrs: dict[str, Any] = {semconv.OBSERVATION_MODEL_PARAMETERS: to_json(params)}
+    keys = MODEL_PARAMETER_KEYS
     for name, value in params.items():
-        key = MODEL_PARAMETER_KEYS.get(name) if isinstance(name, str) else None
+        key = keys.get(name) if type(name) is str or isinstance(name, str) else None
         if key is None or value is None:
             continue
-        if key == "gen_ai.request.stop_sequences":
+        kind = type(value)
+        if kind is float or kind is int:  # the common case: temperature, max_tokens...
+            if key != _STOP_SEQUENCES:
+                attrs[key] = value
+        elif key == _STOP_SEQUENCES:
             if isinstance(value, str):
                 attrs[key] = (value,)
             elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -69,6 +74,9 @@ def model_parameter_attributes(params: object, max_chars: int) -> dict[str, Any]
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             attrs[key] = value
     return attrs
+
+
+_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
 
 
 def level_value(level: object) -> str | None:

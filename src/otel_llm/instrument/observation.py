@@ -19,12 +19,19 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
 from otel_llm import runtime, semconv
-from otel_llm.diagnostics import guard, log_once
+from otel_llm.diagnostics import guard, log_once, report, strict
 from otel_llm.instrument import fields
 from otel_llm.instrument.ids import forced_trace_id, parse_trace_id
-from otel_llm.serialize import to_json
+from otel_llm.serialize import to_attribute, to_json
 
-__all__ = ["UNSET", "Observation", "start_generation", "start_observation"]
+__all__ = [
+    "UNSET",
+    "Observation",
+    "open_observation",
+    "start_generation",
+    "start_observation",
+    "update_span",
+]
 
 
 class _Unset:
@@ -54,13 +61,13 @@ class Observation:
         "_tokens",
     )
 
-    def __init__(self, span: trace_api.Span, as_type: str, max_chars: int) -> None:
+    def __init__(self, span: trace_api.Span, as_type: str | None, max_chars: int) -> None:
         self._span = span
-        self._as_type = as_type
+        self._as_type = as_type  # None: read from the span when first asked (for_current_span)
         self._max_chars = max_chars
         self._ended = False
         self._metadata: dict[str, Any] | None = None
-        self._tokens: list[object] = []
+        self._tokens: list[object] | None = None  # context tokens of ``with`` blocks
         self._last_activity_ns = time.time_ns()
 
     # -- identity ---------------------------------------------------------------------
@@ -81,7 +88,11 @@ class Observation:
 
     @property
     def as_type(self) -> str:
-        return self._as_type
+        as_type = self._as_type
+        if as_type is None:
+            attributes = getattr(self._span, "attributes", None) or {}
+            as_type = self._as_type = str(attributes.get(semconv.OBSERVATION_TYPE, "span"))
+        return as_type
 
     @property
     def ended(self) -> bool:
@@ -107,14 +118,19 @@ class Observation:
         **unknown: Any,
     ) -> Observation:
         """Set fields on the observation; values of the wrong type are counted and skipped."""
-        with guard("observation.update"):
+        try:  # what guard() does, without its two calls per update
             if self._ended:
                 fields.invalid("update", "the observation has already ended")
                 return self
             base = self._metadata
             if metadata is not None and base is None:
                 base = self._existing_metadata()
-            start = getattr(self._span, "start_time", None)
+            # The span's start is only needed for the time to first chunk.
+            start = (
+                getattr(self._span, "start_time", None)
+                if completion_start_time is not None
+                else None
+            )
             attrs, self._metadata = _field_attributes(
                 self._max_chars,
                 start if isinstance(start, int) else None,
@@ -140,9 +156,26 @@ class Observation:
                 span.update_name(str(name))
             if attrs:
                 span.set_attributes(attrs)
-                _set_error_status(span, attrs)
+                if semconv.OBSERVATION_LEVEL in attrs:
+                    _set_error_status(span, attrs)
             self._last_activity_ns = time.time_ns()
+        except Exception as exc:
+            _report("observation.update", exc)
         return self
+
+    def _update_output(self, output: Any) -> None:
+        """``update(output=output)``, the one field ``@observe`` sets at the end, minus the rest."""
+        try:
+            if self._ended:
+                fields.invalid("update", "the observation has already ended")
+                return
+            # One attribute: set_attribute skips the SDK's validation pass over a mapping.
+            self._span.set_attribute(
+                semconv.OBSERVATION_OUTPUT, to_attribute(output, max_chars=self._max_chars)
+            )
+            self._last_activity_ns = time.time_ns()
+        except Exception as exc:
+            _report("observation.update", exc)
 
     def _existing_metadata(self) -> dict[str, Any]:
         """Metadata already on the span (when this wrapper was made for a current span)."""
@@ -162,9 +195,8 @@ class Observation:
         span = trace_api.get_current_span()
         if not span.is_recording():
             return None
-        attributes = getattr(span, "attributes", None) or {}
-        as_type = attributes.get(semconv.OBSERVATION_TYPE, "span")
-        return cls(span, str(as_type), runtime.current().max_content_chars)
+        # as_type is read from the span's attributes only if asked for (updates never do).
+        return cls(span, None, runtime.current().max_content_chars)
 
     def record_error(self, exc: BaseException) -> None:
         """Mark the observation failed by ``exc``: ERROR status, error.type, event, level."""
@@ -190,13 +222,18 @@ class Observation:
     def end(self, *, end_time: int | None = None, **fields_: Any) -> None:
         """Apply final ``fields_`` (as in :meth:`update`) and end the span, exactly once."""
         if fields_:
-            self.update(**fields_)
+            if len(fields_) == 1 and "output" in fields_:
+                self._update_output(fields_["output"])
+            else:
+                self.update(**fields_)
         with _end_lock:
             if self._ended:
                 return
             self._ended = True
-        with guard("observation.end"):
+        try:
             self._span.end(end_time=end_time)
+        except Exception as exc:
+            _report("observation.end", exc)
 
     def _end_idle(self) -> None:
         """End an observation nobody ended, at its last activity (GC / flush)."""
@@ -208,7 +245,11 @@ class Observation:
     # -- context manager --------------------------------------------------------------
     def __enter__(self) -> Observation:
         ctx = trace_api.set_span_in_context(self._span)
-        self._tokens.append(otel_context.attach(ctx))
+        token = otel_context.attach(ctx)
+        if self._tokens is None:
+            self._tokens = [token]
+        else:
+            self._tokens.append(token)
         return self
 
     def __exit__(
@@ -224,7 +265,14 @@ class Observation:
             otel_context.detach(self._tokens.pop())  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
-        return f"Observation(type={self._as_type!r}, id={self.id}, trace_id={self.trace_id})"
+        return f"Observation(type={self.as_type!r}, id={self.id}, trace_id={self.trace_id})"
+
+
+def _report(component: str, exc: Exception) -> None:
+    """What ``guard(component)`` does with an exception (hot paths use plain try/except)."""
+    report(component, exc)
+    if strict():
+        raise exc
 
 
 def _field_attributes(
@@ -249,11 +297,11 @@ def _field_attributes(
     attrs: dict[str, Any] = {}
     merged = metadata_base
     if input is not UNSET:
-        attrs[semconv.OBSERVATION_INPUT] = fields.content_attribute(input, limit)
+        attrs[semconv.OBSERVATION_INPUT] = to_attribute(input, max_chars=limit)
     if output is not UNSET:
-        attrs[semconv.OBSERVATION_OUTPUT] = fields.content_attribute(output, limit)
+        attrs[semconv.OBSERVATION_OUTPUT] = to_attribute(output, max_chars=limit)
     if metadata is not None:
-        if isinstance(metadata, Mapping):
+        if type(metadata) is dict or isinstance(metadata, Mapping):
             merged = {**(metadata_base or {}), **metadata}
             attrs[semconv.OBSERVATION_METADATA] = to_json(merged, max_chars=limit)
         else:
@@ -283,6 +331,42 @@ def _field_attributes(
     if version is not None:
         attrs[semconv.OBSERVATION_VERSION] = str(version)
     return attrs, merged
+
+
+_STATELESS_FIELDS = frozenset(
+    {
+        "input",
+        "output",
+        "model",
+        "model_parameters",
+        "usage",
+        "cost",
+        "level",
+        "status_message",
+        "prompt",
+        "version",
+    }
+)
+"""Fields of update() that depend on nothing but their value (not name, metadata, timing)."""
+
+
+def update_span(span: trace_api.Span, max_chars: int, fields_: dict[str, Any]) -> None:
+    """``Observation(span, ...).update(**fields_)`` for a live span no Observation tracks.
+
+    ``update_current_observation`` uses it: when every field is stateless, the attributes
+    are set without building the wrapper; anything else goes through ``update``.
+    """
+    if not fields_.keys() <= _STATELESS_FIELDS:
+        Observation(span, None, max_chars).update(**fields_)
+        return
+    try:
+        attrs, _ = _field_attributes(max_chars, None, None, **fields_)
+        if attrs:
+            span.set_attributes(attrs)
+            if semconv.OBSERVATION_LEVEL in attrs:
+                _set_error_status(span, attrs)
+    except Exception as exc:
+        _report("observation.update", exc)
 
 
 def _set_error_status(span: trace_api.Span, attrs: Mapping[str, Any]) -> None:
@@ -342,18 +426,41 @@ def start_observation(
     if attributes:
         attrs.update(attributes)
     ctx = _parent_context(parent, trace_id)
+    observation = open_observation(
+        rt, name, kind, attrs, start_ns, entry, context=ctx, trace_id=trace_id
+    )
+    observation._metadata = metadata_dict
+    return observation
+
+
+def open_observation(
+    rt: runtime.Runtime,
+    name: object,
+    kind: str,
+    attrs: dict[str, Any],
+    start_ns: int,
+    entry: bool,
+    *,
+    context: otel_context.Context | None = None,
+    trace_id: str | None = None,
+) -> Observation:
+    """Start the span of an observation whose attributes are already built (``attrs``).
+
+    The second half of :func:`start_observation`, shared with ``@observe``, which
+    builds its few attributes itself.
+    """
     forced = parse_trace_id(trace_id) if trace_id is not None else None
     token = forced_trace_id.set(forced) if forced else None
     try:
         span = rt.get_tracer().start_span(
-            str(name), context=ctx, attributes=attrs, start_time=start_ns
+            str(name), context=context, attributes=attrs, start_time=start_ns
         )
     finally:
         if token is not None:
             forced_trace_id.reset(token)
-    _set_error_status(span, attrs)
+    if semconv.OBSERVATION_LEVEL in attrs:
+        _set_error_status(span, attrs)
     observation = Observation(span, kind, rt.max_content_chars)
-    observation._metadata = metadata_dict
     if entry:
         processor = rt.processor
         if processor is not None:

@@ -14,6 +14,7 @@ so memory is bounded by what is in flight. Updates are single dict/set operation
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -91,6 +92,26 @@ def is_llm_related(attributes: Mapping[str, Any] | None) -> bool:
     return any(key.startswith(_LLM_PREFIXES) for key in attributes)
 
 
+def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A span's attributes as a dict, read in one call.
+
+    The SDK hands out a ``MappingProxyType`` over its ``BoundedAttributes``, whose
+    ``in``/``get``/iteration run in Python (a missing key raises inside ``get``);
+    the proxy's ``copy()`` is one call returning a plain dict.
+    """
+    if isinstance(attributes, MappingProxyType):
+        try:
+            copied = attributes.copy()
+        except Exception:  # a mapping without copy(): read it the slow way
+            copied = None
+        if type(copied) is dict:
+            return copied
+    return dict(attributes) if attributes else {}
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
 class _TraceFacts:
     __slots__ = ("attributes", "auto_entry", "explicit_entry", "open")
 
@@ -98,7 +119,7 @@ class _TraceFacts:
         self.open: set[int] = set()
         self.auto_entry: int | None = None
         self.explicit_entry: int | None = None
-        self.attributes: dict[str, Any] = {}
+        self.attributes: Mapping[str, Any] = _NO_ATTRIBUTES  # replaced, never mutated
 
 
 class EntryTracker:
@@ -111,20 +132,24 @@ class EntryTracker:
     def on_start(self, span: Span) -> Mapping[str, Any]:
         """Record the span; return trace attributes it should get (from update_trace)."""
         ctx = span.context
-        facts = self._traces.get(ctx.trace_id)
+        trace_id, span_id = ctx.trace_id, ctx.span_id
+        facts = self._traces.get(trace_id)
         if facts is None:
-            facts = self._traces.setdefault(ctx.trace_id, _TraceFacts())
-        facts.open.add(ctx.span_id)
+            facts = self._traces.setdefault(trace_id, _TraceFacts())
+        facts.open.add(span_id)
         parent = span.parent
         ancestor = self._under_llm.get(parent.span_id, False) if parent is not None else False
-        attributes = span.attributes
-        scope = span.instrumentation_scope
-        is_llm = is_llm_related(attributes) or (scope is not None and is_llm_scope(scope.name))
-        if attributes and attributes.get(semconv.GEN_AI_IS_ENTRY) is True:
-            facts.explicit_entry = ctx.span_id
+        attributes = _plain(span.attributes)  # then every lookup below runs in C
+        if is_llm_related(attributes):
+            is_llm = True
+        else:
+            scope = span.instrumentation_scope
+            is_llm = scope is not None and is_llm_scope(scope.name)
+        if attributes.get(semconv.GEN_AI_IS_ENTRY) is True:
+            facts.explicit_entry = span_id
         elif is_llm and not ancestor and facts.auto_entry is None:
-            facts.auto_entry = ctx.span_id
-        self._under_llm[ctx.span_id] = ancestor or is_llm
+            facts.auto_entry = span_id
+        self._under_llm[span_id] = ancestor or is_llm
         return facts.attributes
 
     def on_end(self, span: ReadableSpan) -> bool:
@@ -132,23 +157,27 @@ class EntryTracker:
         ctx = span.context
         if ctx is None:
             return False
-        under_llm = self._under_llm.pop(ctx.span_id, None)
-        facts = self._traces.get(ctx.trace_id)
+        span_id = ctx.span_id
+        under_llm = self._under_llm.pop(span_id, None)
+        trace_id = ctx.trace_id
+        facts = self._traces.get(trace_id)
         if facts is None:
             return False
-        facts.open.discard(ctx.span_id)
+        facts.open.discard(span_id)
         entry = False
         if facts.explicit_entry is None:
-            if facts.auto_entry == ctx.span_id:
+            if facts.auto_entry == span_id:
                 entry = True
             elif (
-                facts.auto_entry is None and under_llm is False and is_llm_related(span.attributes)
+                facts.auto_entry is None
+                and under_llm is False
+                and is_llm_related(_plain(span.attributes))
             ):
                 # It became LLM-related only after it started (attributes set later).
-                facts.auto_entry = ctx.span_id
+                facts.auto_entry = span_id
                 entry = True
         if not facts.open:
-            self._traces.pop(ctx.trace_id, None)
+            self._traces.pop(trace_id, None)
         return entry
 
     def note_explicit(self, trace_id: int, span_id: int) -> None:

@@ -103,6 +103,7 @@ class LLMSpanProcessor(SpanProcessor):
             capture_content=True if capture_content is None else capture_content,
             estimate_usage=estimate_usage,
             max_content_chars=max_content_chars,
+            semconv_messages=any(d.wants_semconv_messages for d in self._destinations),
         )
         self._max_queue = max_queue_size
         self._batch_size = max_batch_size
@@ -153,8 +154,14 @@ class LLMSpanProcessor(SpanProcessor):
             if self._shutdown:
                 self._drop("after_shutdown")
                 return
-            entry = self._entries.on_end(span)
-            self._enqueue((span, entry))
+            item = (span, self._entries.on_end(span))
+            queue = self._queue
+            if len(queue) >= self._max_queue:
+                self._enqueue(item)  # counts the drop
+                return
+            queue.append(item)  # _enqueue's common case, inlined: this runs for every span
+            if len(queue) >= self._batch_size and not self._wake.is_set():
+                self._wake.set()
         except Exception as exc:
             report("processor.on_end", exc)
             if strict():
@@ -205,11 +212,12 @@ class LLMSpanProcessor(SpanProcessor):
 
     def _drain(self) -> None:
         queue = self._queue
+        popleft, size = queue.popleft, self._batch_size
         while queue:
             spans: list[tuple[ReadableSpan, bool]] = []
             scores: list[Score] = []
-            while queue and len(spans) < self._batch_size:
-                item = queue.popleft()
+            while queue and len(spans) < size:
+                item = popleft()
                 if isinstance(item, Score):
                     scores.append(item)
                 else:
@@ -225,15 +233,18 @@ class LLMSpanProcessor(SpanProcessor):
     def _process(self, items: list[tuple[ReadableSpan, bool]]) -> list[SpanRecord]:
         records: list[SpanRecord] = []
         bound = self._sample_bound
+        sampling = bound < 1 << 64  # else every trace is kept
+        merger = self._resource_for if self._resource_for.merges else None
+        defaults = tuple(self._defaults.items())
         for span, entry in items:
             self._processed += 1
             context = span.context
-            if context is None or not keep_trace(context.trace_id, bound):
+            if context is None or (sampling and not keep_trace(context.trace_id, bound)):
                 self._sampled_out += 1
                 continue
-            record = record_from_span(span, self._resource_for(span.resource))
+            record = record_from_span(span, merger(span.resource) if merger else None)
             attributes = record.attributes
-            for key, value in self._defaults.items():
+            for key, value in defaults:
                 attributes.setdefault(key, value)
             if entry:
                 attributes[semconv.GEN_AI_IS_ENTRY] = True
