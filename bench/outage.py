@@ -116,7 +116,7 @@ def run(mode: str, sink: SinkClient, seconds: float, rate: float) -> dict[str, A
         shut_ok = pipeline.shutdown(SHUTDOWN_TIMEOUT)
         shutdown_s = perf() - shutdown_started
         rss_after_shutdown = rss_mb()
-        final = destination.stats()
+        final = _settled(destination)
         dropped_reasons = dict(pipeline.stats()["dropped_reasons"])
         delivered = sink.count("langfuse") - before
         files, size = _folder(spool_dir)
@@ -160,6 +160,24 @@ def run(mode: str, sink: SinkClient, seconds: float, rate: float) -> dict[str, A
         "shutdown_ok": shut_ok,
         "shutdown_s": shutdown_s,
     }
+
+
+def _settled(destination: Any, limit: float = 60.0) -> dict[str, int]:
+    """The destination's counters once they stop moving.
+
+    A shutdown that ran out of time leaves the sender thread finishing its work
+    (spooling what it still held, evicting at the size bound): counters read at once
+    would miss that, and its spans would look unaccounted for.
+    """
+    deadline = time.monotonic() + limit
+    previous: dict[str, int] = destination.stats()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        current: dict[str, int] = destination.stats()
+        if current == previous:
+            return current
+        previous = current
+    return previous
 
 
 def _disk_spool(destination: Any) -> Any:

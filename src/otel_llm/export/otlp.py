@@ -18,7 +18,6 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_llm.errors import ConfigError
-from otel_llm.export.grpc_transport import GrpcTransport
 from otel_llm.export.http_transport import HttpTransport
 from otel_llm.export.network import NetworkDestination
 from otel_llm.export.retry import Transport
@@ -129,6 +128,8 @@ class OTLP(NetworkDestination):
 
     def _transport(self, headers: dict[str, str], insecure: bool | None) -> Transport:
         if self.protocol == "grpc":
+            from otel_llm.export.grpc_transport import GrpcTransport  # grpc costs ~15 MiB
+
             return GrpcTransport(
                 self.endpoint,
                 headers=headers,

@@ -19,7 +19,6 @@ import socket
 from collections.abc import Iterable
 
 from otel_llm.errors import ConfigError
-from otel_llm.export.grpc_transport import GrpcTransport
 from otel_llm.export.http_transport import HttpTransport
 from otel_llm.export.network import NetworkDestination
 from otel_llm.export.retry import Transport
@@ -101,6 +100,8 @@ class TencentAPM(NetworkDestination):
         self.service_name = service
         transport: Transport
         if protocol == "grpc":
+            from otel_llm.export.grpc_transport import GrpcTransport  # grpc costs ~15 MiB
+
             transport = GrpcTransport(endpoint, insecure=insecure, secrets=(token,))
         else:
             transport = HttpTransport(endpoint, secrets=(token,), verify=not insecure)
