@@ -8,7 +8,8 @@ Each part runs in a fresh process per round (parts alternate like modes do):
   content; stock gets them as ``record_to_readable`` spans, built before timing).
 - ``stages``: each default processing stage (normalize, derive_usage, derive_cost,
   extract_media, mask_record) on fresh copies of those records, each copy in the
-  state the previous stages leave it in (copies are made before timing).
+  state the previous stages leave it in (copies are made before timing); twice, with
+  and without deriving ``gen_ai.*`` messages (a Langfuse-only pipeline skips that).
 - ``processor``: what a span processor costs the app thread: ``on_start + on_end``
   timed around the call (``perf_counter_ns``) for spans made by
   ``@otel_llm.observe``, for a no-op processor (the timer's own cost), stock
@@ -141,11 +142,28 @@ def encode_part(n: int) -> dict[str, Any]:
 
 
 def stages_part(n: int) -> dict[str, Any]:
+    """Each stage's mean µs per span, with and without deriving semconv messages.
+
+    A pipeline whose only destination is Langfuse skips deriving ``gen_ai.*``
+    messages from our own input/output (the Langfuse dialect would drop them), so
+    normalize and masking cost less there; both settings are timed.
+    """
+    raw, _ = _records(RECORDS)
+    reps = _reps(n)
+    result: dict[str, Any] = {"mode": "stages", "records": RECORDS, "reps": reps}
+    for label, messages in (("stages", True), ("stages_langfuse_only", False)):
+        means = _stage_times(raw, reps, semconv_messages=messages)
+        result[label] = {name: statistics.fmean(t) for name, t in means.items()}
+        result[f"{label}_median"] = {name: statistics.median(t) for name, t in means.items()}
+    return result
+
+
+def _stage_times(
+    raw: Sequence[SpanRecord], reps: int, *, semconv_messages: bool
+) -> dict[str, list[float]]:
     from otel_llm.processing.stages import DEFAULT_STAGES, build_stage_context
 
-    raw, _ = _records(RECORDS)
-    ctx = build_stage_context()
-    reps = _reps(n)
+    ctx = build_stage_context(semconv_messages=semconv_messages)
     means: dict[str, list[float]] = {}
     state = [_copy(r) for r in raw]  # the records as the next stage receives them
     for stage in DEFAULT_STAGES:
@@ -162,13 +180,7 @@ def stages_part(n: int) -> dict[str, Any]:
         means[name] = times
         for record in state:
             stage(record, ctx)
-    return {
-        "mode": "stages",
-        "records": RECORDS,
-        "reps": reps,
-        "stages": {name: statistics.fmean(t) for name, t in means.items()},
-        "stages_median": {name: statistics.median(t) for name, t in means.items()},
-    }
+    return means
 
 
 def processor_part(n: int) -> dict[str, Any]:
@@ -338,26 +350,34 @@ def render(results: Mapping[str, Sequence[Mapping[str, Any]]], options: Any) -> 
     ]
     st = results["stages"]
     names = list(st[0]["stages"])
-    total = 0.0
+    lean = [r for r in st if "stages_langfuse_only" in r]
+    totals = [0.0, 0.0]
     out += [
         "### Processing stages (worker thread), mean µs per span",
         "",
-        "| stage | µs/span | target |",
-        "|---|---:|---|",
+        "Default: `gen_ai.*` messages are derived from our own input/output (a pipeline",
+        "with an OTLP, Tencent, local or in-memory destination). Langfuse only: they are",
+        "not, since the Langfuse dialect would drop them.",
+        "",
+        "| stage | default µs/span | Langfuse only µs/span | target |",
+        "|---|---:|---:|---|",
     ]
     for name in names:
         value = _med([r["stages"][name] for r in st])
-        total += value
+        lean_value = _med([r["stages_langfuse_only"][name] for r in lean]) if lean else 0.0
+        totals[0] += value
+        totals[1] += lean_value
         target = ""
         if name == "derive_cost":
+            worst = max(value, lean_value)
             verdict = (
                 "met"
-                if value <= COST_TARGET_US
-                else f"missed by {value - COST_TARGET_US:.1f} µs ({value / COST_TARGET_US:.1f}x)"
+                if worst <= COST_TARGET_US
+                else f"missed by {worst - COST_TARGET_US:.1f} µs ({worst / COST_TARGET_US:.1f}x)"
             )
             target = f"≤ {COST_TARGET_US:.0f} µs: {verdict}"
-        out.append(f"| {name} | {value:.1f} | {target} |")
-    out += [f"| all five | {total:.1f} | |", ""]
+        out.append(f"| {name} | {value:.1f} | {lean_value:.1f} | {target} |")
+    out += [f"| all five | {totals[0]:.1f} | {totals[1]:.1f} | |", ""]
 
     pr = results["processor"]
     names = list(pr[0]["processors"])

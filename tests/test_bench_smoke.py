@@ -101,6 +101,8 @@ def test_micro_reports_encoder_stages_and_processors(report: str) -> None:
     assert "Same bytes as stock: yes" in section
     for stage in ("normalize", "derive_usage", "derive_cost", "extract_media", "mask_record"):
         assert f"| {stage} | " in section, stage
+        # both columns: messages derived (default) and not (Langfuse only)
+        assert re.search(rf"^\| {stage} \| [\d.]+ \| [\d.]+ \|", section, re.M), stage
     assert "| SimpleSpanProcessor + no-op exporter |" in section
     assert "| LLMSpanProcessor, worker idle |" in section
 
