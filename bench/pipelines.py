@@ -476,8 +476,64 @@ def render(
                 )
     if problems:
         out += ["", "Losses and drops per round:", "", *problems]
+    out += ["", *_targets(results)]
     out.append("")
     return out, failures
+
+
+# The issue's targets for this family (ratios to the same run's medians).
+CPU_VS_BASELINE = 0.6
+CPU_VS_REFERENCE = 0.2
+DUAL_VS_SINGLE = 1.3
+RSS_OVER_BARE_MB = 10.0
+PROFILE = "bench/profile.md"
+"""Where ``spy.py --out`` writes the latest per-thread profile (not made by ``make bench``)."""
+
+
+def _targets(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """One line per target: met, or missed by how much (absolute and as a ratio)."""
+
+    def cpu(mode: str) -> float | None:
+        return _median(results[mode], "cpu_us") if mode in results else None
+
+    def verdict(value: float | None, limit: float, unit: str = "x") -> str:
+        if value is None:
+            return "not measured"
+        if value <= limit:
+            return f"{value:.2f}{unit}: met"
+        over = value - limit
+        return f"{value:.2f}{unit}: missed by {over:.2f}{unit} ({value / limit:.1f}x the limit)"
+
+    ours, dual = cpu("otel-llm"), cpu("otel-llm-dual")
+    base, ref = cpu(BASELINE), cpu(REFERENCE)
+    lines = ["### Targets", ""]
+    lines.append(
+        f"- total CPU otel-llm ÷ {BASELINE} ≤ {CPU_VS_BASELINE}: "
+        + verdict(ours / base if ours and base else None, CPU_VS_BASELINE)
+    )
+    lines.append(
+        f"- total CPU otel-llm ÷ {REFERENCE} ≤ {CPU_VS_REFERENCE}: "
+        + verdict(ours / ref if ours and ref else None, CPU_VS_REFERENCE)
+    )
+    lines.append(
+        f"- total CPU dual ÷ single ≤ {DUAL_VS_SINGLE}: "
+        + verdict(dual / ours if dual and ours else None, DUAL_VS_SINGLE)
+    )
+    if "bare" in results and "otel-llm" in results:
+        bare_rss = _median(results["bare"], "peak_rss_mb")
+        our_rss = _median(results["otel-llm"], "peak_rss_mb")
+        lines.append(
+            f"- peak RSS otel-llm ≤ bare + {RSS_OVER_BARE_MB:.0f} MiB "
+            f"({bare_rss + RSS_OVER_BARE_MB:.0f}): "
+            + verdict(our_rss, bare_rss + RSS_OVER_BARE_MB, " MiB")
+        )
+    lines += [
+        "",
+        f"Where the time and memory go, for missed targets: `{PROFILE}` (py-spy, per "
+        "thread; remade with `python bench/spy.py --mode otel-llm --out "
+        f"{PROFILE.removeprefix('bench/')}`).",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--top", type=int, default=15, help="rows per table")
     parser.add_argument("--raw", type=Path, default=None, help="also keep py-spy's raw output")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write the report as markdown (profile.md)"
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -102,9 +106,34 @@ def main(argv: list[str] | None = None) -> int:
             args.raw.write_text(raw, encoding="utf-8")
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"mode"')]
     result = lines[-1] if lines else "(no result)"
-    print(f"mode {args.mode}, N={args.n}, py-spy at {args.rate} Hz; the run measured: {result}")
-    print(summarize(raw, args.top))
+    head = f"mode {args.mode}, N={args.n}, py-spy at {args.rate} Hz; the run measured: {result}"
+    summary = summarize(raw, args.top)
+    print(head)
+    print(summary)
+    if args.out is not None:
+        args.out.write_text(_markdown(args, head, summary), encoding="utf-8")
     return 0
+
+
+def _markdown(args: argparse.Namespace, head: str, summary: str) -> str:
+    """The report as ``bench/profile.md``: when, how it was made, then the tables."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    command = f"python bench/spy.py --mode {args.mode} --n {args.n} --top {args.top}"
+    return "\n".join(
+        [
+            f"# Where the CPU goes: {args.mode} ({when})",
+            "",
+            f"Made by `{command} --out profile.md` on the benchmark machine (see",
+            "`results.md` for it). Shares are of py-spy samples per thread; idle waits",
+            "are not sampled, so shares approximate CPU.",
+            "",
+            "```",
+            head,
+            summary,
+            "```",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":
