@@ -214,7 +214,12 @@ def _otel_llm(sink: SinkClient, dual: bool) -> Setup:
         dropped=dropped,
         backlog=lambda: int(pipeline.stats()["spans_queued"]),
         notes="usage, cost, masking, entry on; 16384-span queue; gzip level 1"
-        + (" (HTTP and gRPC)" if dual else ""),
+        + (
+            " for HTTP; gRPC gzip runs in grpc's C core at zlib's default level 6"
+            " (the level is not settable from Python)"
+            if dual
+            else ""
+        ),
     )
 
 
