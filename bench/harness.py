@@ -41,6 +41,7 @@ __all__ = [
     "mode_main",
     "peak_rss_mb",
     "rss_mb",
+    "thread_cpu",
 ]
 
 FLUSH_TIMEOUT: Final = 120.0
@@ -56,6 +57,32 @@ def rss_mb() -> float:
             return int(statm.read().split()[1]) * _PAGE / 2**20
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread, by thread name (Linux ``/proc``).
+
+    Threads Python does not know (grpc's C core) are summed under ``native``. Only
+    threads alive now are seen: read it before a pipeline shuts its threads down.
+    """
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        name = names.get(int(tid), "native")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def peak_rss_mb() -> float:

@@ -41,7 +41,7 @@ from typing import Any
 
 import payload
 import rounds
-from harness import FLUSH_TIMEOUT, Subject, peak_rss_mb, rss_mb
+from harness import FLUSH_TIMEOUT, Subject, peak_rss_mb, rss_mb, thread_cpu
 from sink import SinkClient
 
 __all__ = ["BASELINE", "FAMILY", "MAY_LOSE", "MODES", "bench"]
@@ -98,6 +98,8 @@ class Result:
     expected: int
     dropped: dict[str, int] = field(default_factory=dict)
     notes: str = ""
+    thread_cpu_us: dict[str, float] = field(default_factory=dict)
+    """CPU µs per call by thread, loop start to delivery (10 ms clock ticks)."""
 
 
 # -- modes ------------------------------------------------------------------------------
@@ -292,12 +294,14 @@ def measure(mode: str, setup: Setup, sink: SinkClient, n: int, warmup: int) -> R
     gc.collect()
     rss_before = rss_mb()
 
+    threads0 = thread_cpu()
     wall0, thread0, cpu0 = time.perf_counter(), time.thread_time(), time.process_time()
     _timed_calls(call, n)
     wall1, thread1 = time.perf_counter(), time.thread_time()
     backlog = setup.backlog()
     flushed = setup.flush()
     delivered, wall2, cpu1 = _wait_delivered(sink, setup.channels, before, n)
+    threads1 = thread_cpu()
     peak = peak_rss_mb()
     after = sink.counts()
     dropped = {k: v for k, v in setup.dropped().items() if v}
@@ -319,6 +323,11 @@ def measure(mode: str, setup: Setup, sink: SinkClient, n: int, warmup: int) -> R
         expected=n,
         dropped=dropped,
         notes=setup.notes,
+        thread_cpu_us={
+            name: (spent - threads0.get(name, 0.0)) / n * 1e6
+            for name, spent in sorted(threads1.items())
+            if spent - threads0.get(name, 0.0) > 0
+        },
     )
 
 
@@ -379,6 +388,10 @@ def bench(options: rounds.Options) -> tuple[list[str], list[str]]:
         ),
     )
     return render(modes, results, options)
+
+
+def _median_of(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
 
 
 def _median(runs: Sequence[Mapping[str, Any]], key: str) -> float:
@@ -463,6 +476,20 @@ def render(
             for lab in runs[0]["delivered"]
         )
         out.append(f"- {mode}: {runs[0]['notes']}; {sizes}")
+    out += [
+        "",
+        "CPU by thread, µs per call (median over rounds; from /proc, 10 ms clock ticks;",
+        "`native`: threads Python does not know, e.g. grpc's C core):",
+        "",
+    ]
+    for mode in modes:
+        per_run = [r.get("thread_cpu_us", {}) for r in results[mode]]
+        names = sorted({name for spent in per_run for name in spent})
+        cells = ", ".join(
+            f"{name} {_median_of([spent.get(name, 0.0) for spent in per_run]):.1f}"
+            for name in names
+        )
+        out.append(f"- {mode}: {cells or 'not measured'}")
     out += ["", "Per round (app µs / CPU µs / peak RSS MiB):", ""]
     for mode in modes:
         cells = ", ".join(
