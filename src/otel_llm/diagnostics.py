@@ -105,6 +105,16 @@ def report(component: str, exc: BaseException) -> None:
     log_once(component, kind, f"internal error {kind}; your application keeps running")
 
 
+def handled(component: str, exc: Exception) -> None:
+    """What :func:`guard` does with ``exc``, for hot paths that use a plain ``try``.
+
+    Counts and logs it once; re-raises it only in strict mode (our own test suite).
+    """
+    report(component, exc)
+    if _strict():
+        raise exc
+
+
 def strict() -> bool:
     """True when internal errors must re-raise (our own test suite)."""
     return _strict()

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.resources import Resource
 
 from otel_llm import runtime
-from otel_llm.diagnostics import guard, log_once, report, strict
+from otel_llm.diagnostics import guard, handled, log_once
 from otel_llm.errors import ConfigError
 from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.http_transport import HttpTransport
@@ -244,9 +244,7 @@ class Langfuse(NetworkDestination):
         try:
             return dialect.to_langfuse(record.attributes)
         except Exception as exc:
-            report(f"destination.{self.name}.dialect", exc)
-            if strict():
-                raise
+            handled(f"destination.{self.name}.dialect", exc)
         self._count("dropped")
         return None
 

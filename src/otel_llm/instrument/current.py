@@ -9,7 +9,7 @@ from opentelemetry import trace as trace_api
 
 from otel_llm import runtime, semconv
 from otel_llm.context import trace_attributes
-from otel_llm.diagnostics import count, guard, log_once, report, strict
+from otel_llm.diagnostics import count, guard, handled, log_once
 from otel_llm.instrument.observation import UNSET, update_span
 from otel_llm.scores import DATA_TYPES, Score, infer_data_type
 from otel_llm.serialize import to_attribute
@@ -45,9 +45,7 @@ def update_current_observation(**fields: Any) -> None:
             return
         update_span(span, runtime.current().max_content_chars, fields)
     except Exception as exc:
-        report("update_current_observation", exc)
-        if strict():
-            raise
+        handled("update_current_observation", exc)
 
 
 def update_current_trace(

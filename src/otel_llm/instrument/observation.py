@@ -19,7 +19,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
 from otel_llm import runtime, semconv
-from otel_llm.diagnostics import guard, log_once, report, strict
+from otel_llm.diagnostics import guard, handled, log_once
 from otel_llm.instrument import fields
 from otel_llm.instrument.ids import forced_trace_id, parse_trace_id
 from otel_llm.serialize import to_attribute, to_json
@@ -160,7 +160,7 @@ class Observation:
                     _set_error_status(span, attrs)
             self._last_activity_ns = time.time_ns()
         except Exception as exc:
-            _report("observation.update", exc)
+            handled("observation.update", exc)
         return self
 
     def _update_output(self, output: Any) -> None:
@@ -175,7 +175,7 @@ class Observation:
             )
             self._last_activity_ns = time.time_ns()
         except Exception as exc:
-            _report("observation.update", exc)
+            handled("observation.update", exc)
 
     def _existing_metadata(self) -> dict[str, Any]:
         """Metadata already on the span (when this wrapper was made for a current span)."""
@@ -233,7 +233,7 @@ class Observation:
         try:
             self._span.end(end_time=end_time)
         except Exception as exc:
-            _report("observation.end", exc)
+            handled("observation.end", exc)
 
     def _end_idle(self) -> None:
         """End an observation nobody ended, at its last activity (GC / flush)."""
@@ -266,13 +266,6 @@ class Observation:
 
     def __repr__(self) -> str:
         return f"Observation(type={self.as_type!r}, id={self.id}, trace_id={self.trace_id})"
-
-
-def _report(component: str, exc: Exception) -> None:
-    """What ``guard(component)`` does with an exception (hot paths use plain try/except)."""
-    report(component, exc)
-    if strict():
-        raise exc
 
 
 def _field_attributes(
@@ -366,7 +359,7 @@ def update_span(span: trace_api.Span, max_chars: int, fields_: dict[str, Any]) -
             if semconv.OBSERVATION_LEVEL in attrs:
                 _set_error_status(span, attrs)
     except Exception as exc:
-        _report("observation.update", exc)
+        handled("observation.update", exc)
 
 
 def _set_error_status(span: trace_api.Span, attrs: Mapping[str, Any]) -> None:

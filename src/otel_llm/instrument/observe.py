@@ -20,7 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 
 from otel_llm import runtime, semconv
-from otel_llm.diagnostics import report, strict
+from otel_llm.diagnostics import handled
 from otel_llm.instrument.observation import (
     UNSET,
     Observation,
@@ -269,20 +269,13 @@ def _decorate(
     return _sync_wrapper(func, options)
 
 
-def _start_failed(exc: Exception) -> None:
-    """What ``guard("observe.start")`` does; the wrappers inline its ``try`` (hot path)."""
-    report("observe.start", exc)
-    if strict():
-        raise exc
-
-
 def _sync_wrapper(func: Callable[..., Any], options: _Options) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             started: tuple[Observation, bool] | None = options.start(args, kwargs)
         except Exception as exc:
-            _start_failed(exc)
+            handled("observe.start", exc)
             started = None
         if started is None:  # called outside the except block: no chained internal error
             return func(*args, **kwargs)
@@ -313,7 +306,7 @@ def _async_wrapper(func: Callable[..., Any], options: _Options) -> Callable[...,
         try:
             started: tuple[Observation, bool] | None = options.start(args, kwargs)
         except Exception as exc:
-            _start_failed(exc)
+            handled("observe.start", exc)
             started = None
         if started is None:  # called outside the except block: no chained internal error
             return await func(*args, **kwargs)

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_llm import semconv
 from otel_llm.context import current_trace_attributes
-from otel_llm.diagnostics import counts, guard, log_once, report, strict
+from otel_llm.diagnostics import counts, guard, handled, log_once, strict
 from otel_llm.errors import ConfigError
 from otel_llm.export.base import Destination
 from otel_llm.export.encoder import encoder_counts
@@ -145,27 +145,16 @@ class LLMSpanProcessor(SpanProcessor):
             if extra:
                 span.set_attributes(extra)
         except Exception as exc:  # never into the app; plain try: this runs for every span
-            report("processor.on_start", exc)
-            if strict():
-                raise
+            handled("processor.on_start", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
             if self._shutdown:
                 self._drop("after_shutdown")
                 return
-            item = (span, self._entries.on_end(span))
-            queue = self._queue
-            if len(queue) >= self._max_queue:
-                self._enqueue(item)  # counts the drop
-                return
-            queue.append(item)  # _enqueue's common case, inlined: this runs for every span
-            if len(queue) >= self._batch_size and not self._wake.is_set():
-                self._wake.set()
+            self._enqueue((span, self._entries.on_end(span)))
         except Exception as exc:
-            report("processor.on_end", exc)
-            if strict():
-                raise
+            handled("processor.on_end", exc)
 
     def _enqueue(self, item: _QueueItem) -> None:
         queue = self._queue
