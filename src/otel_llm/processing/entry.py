@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, Span
 
 from otel_llm import semconv
+from otel_llm.processing.record import plain_attributes
 
 __all__ = ["EntryTracker", "is_llm_related", "is_llm_scope"]
 
@@ -92,23 +93,6 @@ def is_llm_related(attributes: Mapping[str, Any] | None) -> bool:
     return any(key.startswith(_LLM_PREFIXES) for key in attributes)
 
 
-def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A span's attributes as a dict, read in one call.
-
-    The SDK hands out a ``MappingProxyType`` over its ``BoundedAttributes``, whose
-    ``in``/``get``/iteration run in Python (a missing key raises inside ``get``);
-    the proxy's ``copy()`` is one call returning a plain dict.
-    """
-    if isinstance(attributes, MappingProxyType):
-        try:
-            copied = attributes.copy()
-        except Exception:  # a mapping without copy(): read it the slow way
-            copied = None
-        if type(copied) is dict:
-            return copied
-    return dict(attributes) if attributes else {}
-
-
 _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -139,7 +123,7 @@ class EntryTracker:
         facts.open.add(span_id)
         parent = span.parent
         ancestor = self._under_llm.get(parent.span_id, False) if parent is not None else False
-        attributes = _plain(span.attributes)  # then every lookup below runs in C
+        attributes = plain_attributes(span.attributes)  # then every lookup below runs in C
         if is_llm_related(attributes):
             is_llm = True
         else:
@@ -171,7 +155,7 @@ class EntryTracker:
             elif (
                 facts.auto_entry is None
                 and under_llm is False
-                and is_llm_related(_plain(span.attributes))
+                and is_llm_related(plain_attributes(span.attributes))
             ):
                 # It became LLM-related only after it started (attributes set later).
                 facts.auto_entry = span_id

@@ -19,7 +19,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
-__all__ = ["ResourceMerger", "SpanRecord", "record_from_span", "record_to_readable"]
+__all__ = [
+    "ResourceMerger",
+    "SpanRecord",
+    "plain_attributes",
+    "record_from_span",
+    "record_to_readable",
+]
 
 _EMPTY_RESOURCE = Resource.get_empty()
 
@@ -81,7 +87,7 @@ def record_from_span(span: ReadableSpan, resource: Resource | None = None) -> Sp
         span.name,
         start,
         span.end_time or start,
-        _attributes_of(span),
+        plain_attributes(span.attributes),
         parent.span_id if parent else None,
         bool(parent.is_remote) if parent else False,
         span.kind,
@@ -102,15 +108,14 @@ def record_from_span(span: ReadableSpan, resource: Resource | None = None) -> Sp
 _SAMPLED = int(TraceFlags.SAMPLED)
 
 
-def _attributes_of(span: ReadableSpan) -> dict[str, Any]:
-    """A plain dict copy of the span's attributes.
+def plain_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A plain dict copy of a span's attributes, read in one call.
 
     The SDK hands out a read-only proxy of its ``BoundedAttributes``; the proxy's
     ``copy()`` calls the mapping's own (a C-level dict copy), where ``dict(proxy)``
-    would call the mapping's Python ``__getitem__`` once per key.
+    — or ``in``/``get`` on the proxy — would run the mapping's Python methods per key.
     """
-    attributes: Mapping[str, Any] | None = span.attributes
-    if attributes is None:
+    if not attributes:
         return {}
     try:
         copied = attributes.copy()  # type: ignore[attr-defined]
