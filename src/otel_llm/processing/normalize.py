@@ -55,7 +55,7 @@ from otel_llm.processing.normalize_messages import (
     split_system,
 )
 from otel_llm.processing.normalize_parts import parse_json
-from otel_llm.processing.normalize_providers import provider_of_model
+from otel_llm.processing.normalize_providers import infer_provider
 from otel_llm.processing.normalize_sources import EVENT_NAMES, read_events
 from otel_llm.processing.record import SpanRecord
 from otel_llm.processing.stage import StageContext
@@ -148,7 +148,7 @@ def normalize(record: SpanRecord, ctx: StageContext) -> None:
         except Exception:
             _bug(ctx, "generation")
     if semconv.GEN_AI_PROVIDER_NAME not in attributes:
-        _infer_provider(attributes, ctx)
+        infer_provider(attributes)
 
 
 def generation_messages(attributes: Mapping[str, Any], ctx: StageContext) -> Mapping[str, Any]:
@@ -178,9 +178,6 @@ _MESSAGE_SOURCES: Final = (
     semconv.GEN_AI_OUTPUT_MESSAGES,
 )
 """What ``_derive_messages`` reads and writes."""
-_PROVIDERS: Final = "otel_llm.normalize.provider_by_model"
-"""``ctx.extras`` slot: model name → inferred provider (None: none), bounded."""
-_MAX_PROVIDERS: Final = 1024
 
 
 def _has_own_io(attributes: Mapping[str, Any]) -> bool:
@@ -189,27 +186,6 @@ def _has_own_io(attributes: Mapping[str, Any]) -> bool:
         attributes.get(semconv.OBSERVATION_INPUT) is not None
         and attributes.get(semconv.OBSERVATION_OUTPUT) is not None
     )
-
-
-def _infer_provider(attributes: dict[str, Any], ctx: StageContext) -> None:
-    """``infer_provider``, memoized per model name (a few names recur on every span)."""
-    model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL) or attributes.get(
-        semconv.GEN_AI_REQUEST_MODEL
-    )
-    if not isinstance(model, str):
-        return
-    cache: dict[str, str | None] | None = ctx.extras.get(_PROVIDERS)
-    if cache is None:
-        cache = ctx.extras[_PROVIDERS] = {}
-    try:
-        provider = cache[model]
-    except KeyError:
-        provider = provider_of_model(model)
-        if len(cache) >= _MAX_PROVIDERS:
-            cache.clear()
-        cache[model] = provider
-    if provider is not None:
-        attributes.setdefault(semconv.GEN_AI_PROVIDER_NAME, provider)
 
 
 def _has_foreign_key(attributes: dict[str, Any], ctx: StageContext) -> bool:

@@ -36,11 +36,12 @@ is unknown.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from otel_llm import semconv
 
-__all__ = ["infer_provider", "provider_name", "provider_of_model", "set_provider"]
+__all__ = ["infer_provider", "provider_name", "set_provider"]
 
 _ALIASES: Final = {
     "azure": "azure.ai.openai",
@@ -142,13 +143,17 @@ def infer_provider(attributes: dict[str, Any]) -> None:
     )
     if not isinstance(model, str):
         return
-    provider = provider_of_model(model)
+    provider = _provider_of(model)
     if provider is not None:
         attributes.setdefault(semconv.GEN_AI_PROVIDER_NAME, provider)
 
 
-def provider_of_model(model: str) -> str | None:
-    """The provider an unambiguous model name implies (any case), else None."""
+@functools.lru_cache(maxsize=1024)
+def _provider_of(model: str) -> str | None:
+    """The provider an unambiguous model name implies (any case), else None.
+
+    Memoized: it runs for every span without a provider, and a few names recur.
+    """
     return _provider_of_model(model.lower())
 
 
