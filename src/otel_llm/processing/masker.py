@@ -130,6 +130,10 @@ class Masker:
                 self._kinds[key] = kind
         return kind
 
+    def kinds_of(self, keys: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+        """(key, kind) of the ``keys`` masking looks at (kind not OTHER), in order."""
+        return tuple((key, kind) for key in keys if (kind := self.kind(key)) != OTHER)
+
     def mask_value(self, kind: int, value: Any, hits: list[str]) -> Any:
         """The masked attribute value, an OTel attribute value again.
 

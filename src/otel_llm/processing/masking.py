@@ -47,7 +47,6 @@ from otel_llm import semconv
 from otel_llm.diagnostics import log_once
 from otel_llm.processing.masker import (
     CONTENT,
-    OTHER,
     SECRET,
     TEXT,
     Masker,
@@ -83,8 +82,7 @@ _EVENT_KEEP_WITHOUT_CONTENT: Final = frozenset(
 """Attributes of a ``gen_ai.*`` message event kept when ``capture_content`` is off."""
 _DEFAULT_MASKER_KEY: Final = "otel_llm.masking.default_masker"
 _SHAPES: Final = "otel_llm.masking.masked_keys"
-"""``ctx.extras`` slot: tuple of attribute keys → (key, kind) of those masking looks at."""
-_MAX_SHAPES: Final = 256
+"""``ctx.per_key_set`` slot: (key, kind) of the span's keys masking looks at."""
 _SCREEN_MAX_CHARS: Final = 2048
 """Longer values are masked without screening: the screen spares per-value and
 per-string costs, little next to a long text's own, while the gate fires more often on
@@ -145,7 +143,7 @@ def mask_record(record: SpanRecord, ctx: StageContext) -> None:
     attributes = record.attributes
     updates: dict[str, Any] = {}
     texts: list[tuple[str, int, str]] | None = [] if masker.screens else None
-    for key, kind in _masked_keys(masker, attributes, ctx):
+    for key, kind in ctx.per_key_set(_SHAPES, attributes, masker.kinds_of):
         value = attributes[key]
         if kind & CONTENT and not ctx.capture_content:
             updates[key] = _REMOVE
@@ -184,27 +182,6 @@ def mask_record(record: SpanRecord, ctx: StageContext) -> None:
         ctx.count("masking.masked_values", changed)
     for rule in hits:
         ctx.count(f"masking.rule.{rule}")
-
-
-def _masked_keys(
-    masker: Masker, attributes: Mapping[str, Any], ctx: StageContext
-) -> tuple[tuple[str, int], ...]:
-    """(key, kind) of the attributes masking looks at (kind not OTHER), in order.
-
-    Why: spans of one kind share their keys, and most keys are not content; the answer
-    is cached per tuple of keys, so a span costs one lookup, not one per key.
-    """
-    shapes: dict[tuple[str, ...], tuple[tuple[str, int], ...]] | None = ctx.extras.get(_SHAPES)
-    if shapes is None:
-        shapes = ctx.extras[_SHAPES] = {}
-    keys = tuple(attributes)
-    found = shapes.get(keys)
-    if found is None:
-        found = tuple((key, kind) for key in keys if (kind := masker.kind(key)) != OTHER)
-        if len(shapes) >= _MAX_SHAPES:
-            shapes.clear()
-        shapes[keys] = found
-    return found
 
 
 def _apply(attributes: dict[str, Any], updates: dict[str, Any], ctx: StageContext) -> int:

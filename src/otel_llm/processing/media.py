@@ -112,8 +112,7 @@ _STRICT_DECODE = sys.version_info >= (3, 11)
 
 _DEFAULT_OPTIONS = MediaOptions()
 _CONTENT_KEYS = "otel_llm.media.content_keys"
-"""``ctx.extras`` slot: tuple of attribute keys → the content keys among them."""
-_MAX_SHAPES = 256
+"""``ctx.per_key_set`` slot: the content keys among a span's keys."""
 
 
 def extract_media(record: SpanRecord, ctx: StageContext) -> None:
@@ -124,7 +123,7 @@ def extract_media(record: SpanRecord, ctx: StageContext) -> None:
     min_chars = 4 * ((max(opts.min_bytes, 1) + 2) // 3)  # base64 of min_bytes
     attrs = record.attributes
     extractor: _Extractor | None = None
-    for key in _content_keys(attrs, ctx):
+    for key in ctx.per_key_set(_CONTENT_KEYS, attrs, _content_keys):
         value = attrs[key]
         cls = type(value)
         if cls is str:
@@ -139,20 +138,8 @@ def extract_media(record: SpanRecord, ctx: StageContext) -> None:
         extractor.finish(record)
 
 
-def _content_keys(attrs: dict[str, Any], ctx: StageContext) -> tuple[str, ...]:
-    """The content keys among ``attrs``' keys, cached per tuple of keys (spans of one
-    kind share their keys, and most keys are not content)."""
-    keys = tuple(attrs)
-    cache: dict[tuple[str, ...], tuple[str, ...]] | None = ctx.extras.get(_CONTENT_KEYS)
-    if cache is None:
-        cache = ctx.extras[_CONTENT_KEYS] = {}
-    found = cache.get(keys)
-    if found is None:
-        found = tuple(key for key in keys if is_content_key(key))
-        if len(cache) >= _MAX_SHAPES:
-            cache.clear()
-        cache[keys] = found
-    return found
+def _content_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(key for key in keys if is_content_key(key))
 
 
 def _may_hold_media(text: str, width: int) -> bool:

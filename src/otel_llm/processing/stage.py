@@ -13,9 +13,9 @@ payloads are not scanned by the scrubbers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from otel_llm.processing.record import SpanRecord
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from otel_llm.processing.media import MediaOptions
 
 __all__ = ["Stage", "StageContext"]
+
+T = TypeVar("T")
+_MAX_SHAPES: Final = 256
 
 
 @dataclass
@@ -54,6 +57,29 @@ class StageContext:
     def count(self, key: str, n: int = 1) -> None:
         """Add to a counter shown in ``stats()["processing"]`` (worker thread only)."""
         self.counters[key] += n
+
+    def per_key_set(
+        self, slot: str, attributes: Mapping[str, Any], select: Callable[[tuple[str, ...]], T]
+    ) -> T:
+        """``select(keys)`` for the tuple of ``attributes``' keys, cached in ``extras[slot]``.
+
+        Why: spans of one kind share their keys, so a stage that picks the keys it
+        looks at (content, secret-looking) decides once per shape, not once per key
+        per span. At most 256 shapes per slot (cleared when full).
+        """
+        cache: dict[tuple[str, ...], T] | None = self.extras.get(slot)
+        if cache is None:
+            cache = self.extras[slot] = {}
+        keys = tuple(attributes)
+        try:
+            return cache[keys]
+        except KeyError:
+            pass
+        found = select(keys)
+        if len(cache) >= _MAX_SHAPES:
+            cache.clear()
+        cache[keys] = found
+        return found
 
 
 Stage = Callable[[SpanRecord, StageContext], None]
