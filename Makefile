@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean venv proto
+.PHONY: test demo lint bench clean venv proto prices
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Regenerates the genai-prices answers table after genai-prices is upgraded.
+prices: $(STAMP)
+	$(BIN)/python -m otel_llm.processing.price_table_build
 
 # Regenerates src/otel_llm/_proto from proto/ with a pinned protoc (its own tool venv).
 proto:

@@ -6,6 +6,10 @@ the genai-prices data bundled with the installed package. A model nobody prices
 gets ``otel_llm.cost.unpriced=True`` and no ``gen_ai.usage.cost`` at all — a
 confident 0 would hide spend.
 
+The model names genai-prices lists are answered from ``price_table`` (genai-prices'
+own answers, precomputed for the installed version), so most apps never import
+genai-prices at all; any other name is looked up in genai-prices itself.
+
 genai-prices stays offline: we read its bundled ``genai_prices.data`` through a
 ``DataSnapshot`` of our own (``from_auto_update=False``) and never call
 ``calc_price``/``get_snapshot``, ``UpdatePrices`` or anything in
@@ -24,10 +28,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from datetime import time as dt_time
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, cast
@@ -36,6 +39,16 @@ import orjson
 
 from otel_llm import semconv
 from otel_llm.diagnostics import log_once
+from otel_llm.processing.price_table import (
+    Active,
+    EntrySpec,
+    PriceTable,
+    active_from_spec,
+    condition_spec,
+    load_table,
+    plan_from_spec,
+    plan_spec,
+)
 from otel_llm.processing.pricing import (
     GenaiUnits,
     PricePlan,
@@ -58,9 +71,14 @@ if TYPE_CHECKING:
 
     _Condition = StartDateConstraint | TimeOfDateConstraint
 
-_Active = Callable[[int], bool]
-
-__all__ = ["PriceBook", "Priced", "compile_prices", "derive_cost"]
+__all__ = [
+    "GenaiPrices",
+    "PriceBook",
+    "Priced",
+    "compile_prices",
+    "derive_cost",
+    "genai_provider_id",
+]
 
 _COST_INPUT: Final = "otel_llm.cost.input"
 _COST_OUTPUT: Final = "otel_llm.cost.output"
@@ -119,7 +137,7 @@ class _Entry:
 
     source: str
     version: str
-    plans: tuple[tuple[_Active | None, PricePlan], ...] = ()
+    plans: tuple[tuple[Active | None, PricePlan], ...] = ()
     """(condition, plan); as in genai-prices, the last active one wins, else the first."""
     broken: bool = False
     """genai-prices rejects its own data for this model: unpriced, never a guess."""
@@ -136,7 +154,7 @@ class _Entry:
         return plans[0][1]
 
 
-class _Genai:
+class GenaiPrices:
     """The genai-prices data bundled with the installed package; never updated online."""
 
     def __init__(self) -> None:
@@ -146,7 +164,7 @@ class _Genai:
         from genai_prices.units import UnitRegistry
 
         self.version = f"genai-prices=={genai_prices.__version__}"
-        self._providers = providers
+        self.providers = providers
         self._units = GenaiUnits(UnitRegistry(unit_data))
         self.reset()
 
@@ -155,37 +173,73 @@ class _Genai:
         from genai_prices.data_snapshot import DataSnapshot
 
         # Ours, not get_snapshot(): that one may hold prices an UpdatePrices task fetched.
-        self._snapshot = DataSnapshot(providers=self._providers, from_auto_update=False)
+        self._snapshot = DataSnapshot(providers=self.providers, from_auto_update=False)
 
-    def entry(self, provider: str | None, model: str) -> _Entry | None:
-        found = self._find(provider, model)
+    def entry(self, provider_id: str | None, model: str) -> _Entry | None:
+        variants = self.variants(provider_id, model)
+        if variants is None:
+            return None
+        if variants == "broken":
+            return _Entry("genai-prices", self.version, broken=True)
+        plans = tuple((None if c is None else _when(c), plan) for c, plan in variants)
+        return _Entry("genai-prices", self.version, plans=plans)
+
+    def variants(
+        self, provider_id: str | None, model: str
+    ) -> list[tuple[_Condition | None, PricePlan]] | Literal["broken"] | None:
+        """The model's plans with their conditions; None when genai-prices has no price."""
+        found = self._find(provider_id, model)
         if found is None:
             return None
         prices = found[1].prices
         if not isinstance(prices, list):
-            variants: list[tuple[_Condition | None, ModelPrice]] = [(None, prices)]
+            conditions: list[tuple[_Condition | None, ModelPrice]] = [(None, prices)]
         else:
-            variants = [(conditional.constraint, conditional.prices) for conditional in prices]
-        plans: list[tuple[_Active | None, PricePlan]] = []
-        for condition, model_price in variants:
-            try:
-                plan = plan_from_genai(model_price, self._units)
-            except ValueError:  # data genai-prices itself rejects, or we cannot decompose
-                return _Entry("genai-prices", self.version, broken=True)
-            plans.append((None if condition is None else _when(condition), plan))
-        if not plans:
-            return _Entry("genai-prices", self.version, broken=True)
-        return _Entry("genai-prices", self.version, plans=tuple(plans))
+            conditions = [(conditional.constraint, conditional.prices) for conditional in prices]
+        try:  # data genai-prices itself rejects, or that we cannot decompose
+            variants = [(c, plan_from_genai(price, self._units)) for c, price in conditions]
+        except ValueError:
+            return "broken"
+        return variants or "broken"
 
-    def _find(self, provider: str | None, model: str) -> tuple[Provider, ModelInfo] | None:
-        # A provider genai-prices does not know (a self-hosted server, a private
-        # gateway) or that does not sell this model stays unpriced: matching the
-        # name alone could price a self-hosted "llama" at some vendor's rate.
-        provider_id = _PROVIDER_IDS.get(provider, provider) if provider else None
+    def spec(self, provider_id: str | None, model: str) -> EntrySpec | None:
+        """:meth:`variants` as a price-table entry; None also when a condition has no spec."""
+        variants = self.variants(provider_id, model)
+        if variants is None or variants == "broken":
+            return variants
+        spec: list[Sequence[Any]] = []
+        for condition, plan in variants:
+            condition_as_spec = None if condition is None else condition_spec(condition)
+            if condition is not None and condition_as_spec is None:
+                return None
+            spec.append([condition_as_spec, plan_spec(plan)])
+        return spec
+
+    def _find(self, provider_id: str | None, model: str) -> tuple[Provider, ModelInfo] | None:
         try:
             return self._snapshot.find_provider_model(model, None, provider_id, None)
         except LookupError:
             return None
+
+
+def _entry_from_spec(spec: EntrySpec, version: str) -> _Entry:
+    if spec == "broken":
+        return _Entry("genai-prices", version, broken=True)
+    plans = tuple(
+        (None if condition is None else active_from_spec(condition), plan_from_spec(parts))
+        for condition, parts in spec
+    )
+    return _Entry("genai-prices", version, plans=plans)
+
+
+def genai_provider_id(provider: str | None) -> str | None:
+    """The genai-prices provider id for a semconv provider name (None: any provider).
+
+    A provider genai-prices does not know (a self-hosted server, a private gateway)
+    or that does not sell the model leaves it unpriced: matching the name alone
+    could price a self-hosted "llama" at some vendor's rate.
+    """
+    return _PROVIDER_IDS.get(provider, provider) if provider else None
 
 
 class PriceBook:
@@ -198,7 +252,9 @@ class PriceBook:
 
     def __init__(self, user: UserPricing) -> None:
         self._user = user
-        self._genai: _Genai | None = None
+        self._table: PriceTable | None = None
+        self._table_loaded = False
+        self._genai: GenaiPrices | None = None
         self._genai_missing = False
         self._memo: dict[tuple[str | None, str], _Entry | None] = {}
 
@@ -233,16 +289,24 @@ class PriceBook:
         return entry
 
     def _genai_entry(self, provider: str | None, model: str) -> _Entry | None:
+        provider_id = genai_provider_id(provider)
+        if not self._table_loaded:
+            self._table_loaded = True
+            self._table = load_table()
+        if self._table is not None:
+            spec = self._table.lookup(provider_id, model)
+            if spec is not None:
+                return _entry_from_spec(spec, f"genai-prices=={self._table.genai_version}")
         if self._genai is None and not self._genai_missing:
             try:
-                self._genai = _Genai()
+                self._genai = GenaiPrices()
             except Exception as exc:  # not installed, or a data file that fails to load
                 self._genai_missing = True
                 log_once("cost", "genai_prices", f"genai-prices unusable ({type(exc).__name__})")
         if self._genai is None:
             return None
         try:
-            return self._genai.entry(provider, model)
+            return self._genai.entry(provider_id, model)
         except Exception as exc:
             log_once("cost", "genai_lookup", f"genai-prices lookup failed ({type(exc).__name__})")
             return _Entry("genai-prices", self._genai.version, broken=True)
@@ -257,39 +321,19 @@ def compile_prices(pricing: Mapping[str, Any] | str | Path | None) -> PriceBook:
     return PriceBook(load_pricing(pricing))
 
 
-_NS_PER_US: Final = 1_000
-_US_PER_DAY: Final = 86_400_000_000
-_NS_PER_DAY: Final = 86_400 * 10**9
-
-
-def _when(condition: _Condition) -> _Active:
+def _when(condition: _Condition) -> Active:
     """``condition.active`` on a span's start (ns since the epoch), without datetimes.
 
     Same rules as genai-prices, in UTC: a start date compares calendar days; a
     time-of-day window is ``[start, end)`` and may wrap past midnight.
     """
-    from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
-
-    if isinstance(condition, StartDateConstraint):
-        first_day = (condition.start_date - date(1970, 1, 1)).days
-        return lambda start_ns: start_ns // _NS_PER_DAY >= first_day
-    if isinstance(condition, TimeOfDateConstraint):
-        begin, end = _utc_us(condition.start_time), _utc_us(condition.end_time)
-        if end < begin:
-            return lambda start_ns: not end <= start_ns // _NS_PER_US % _US_PER_DAY < begin
-        return lambda start_ns: begin <= start_ns // _NS_PER_US % _US_PER_DAY < end
+    spec = condition_spec(condition)
+    if spec is not None:
+        return active_from_spec(spec)
     # A condition type newer than this code: ask genai-prices itself.
     return lambda start_ns: bool(
         condition.active(datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc))
     )
-
-
-def _utc_us(value: dt_time) -> int:
-    """Microseconds since UTC midnight; a naive time is UTC (as in genai-prices)."""
-    if value.tzinfo is not None:
-        value = datetime.combine(date(1970, 1, 1), value).astimezone(timezone.utc).time()
-    seconds = (value.hour * 60 + value.minute) * 60 + value.second
-    return seconds * 1_000_000 + value.microsecond
 
 
 # --- the stage ---------------------------------------------------------------------
