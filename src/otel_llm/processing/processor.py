@@ -4,6 +4,11 @@ The app thread does as little as possible: ``on_start`` stamps propagated trace
 attributes and notes entry facts; ``on_end`` appends ``(span, entry)`` to a
 bounded deque and returns. A worker thread converts spans to ``SpanRecord``s,
 samples, runs the stages in order and hands each batch to every destination.
+
+The worker converts everything queued before it processes the next batch: a
+waiting SDK span holds ~3.6 KB in 11 garbage-collected objects (locks, deques,
+its attribute mapping), its record ~1.4 KB in one, so a backlog under load costs
+well under half the memory and far less collector time.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ _DEFAULT_BATCH_SIZE = 512
 _DEFAULT_DELAY = 0.5
 
 _QueueItem = tuple[ReadableSpan, bool] | Score
+_Pending = SpanRecord | Score
 
 
 class LLMSpanProcessor(SpanProcessor):
@@ -121,6 +127,7 @@ class LLMSpanProcessor(SpanProcessor):
     # -- worker lifecycle -----------------------------------------------------------
     def _start_worker(self) -> None:
         self._queue: deque[_QueueItem] = deque()
+        self._pending: deque[_Pending] = deque()  # converted, not yet processed (worker)
         self._wake = threading.Event()
         self._flush_requests: deque[threading.Event] = deque()
         self._worker = threading.Thread(target=self._run, name="otel-llm-processor", daemon=True)
@@ -128,7 +135,8 @@ class LLMSpanProcessor(SpanProcessor):
 
     def _after_fork_in_child(self) -> None:
         # The parent's queue belongs to the parent: sending it again would duplicate.
-        lost = sum(1 for item in self._queue if not isinstance(item, Score))
+        waiting = (*self._queue, *self._pending)
+        lost = sum(1 for item in waiting if not isinstance(item, Score))
         if lost:
             self._drop_lock = threading.Lock()
             self._drop("fork_inherited_queue", lost)
@@ -158,7 +166,7 @@ class LLMSpanProcessor(SpanProcessor):
 
     def _enqueue(self, item: _QueueItem) -> None:
         queue = self._queue
-        if len(queue) >= self._max_queue:
+        if len(queue) + len(self._pending) >= self._max_queue:
             self._drop("queue_full" if isinstance(item, tuple) else "score_queue_full")
             log_once(
                 "processor",
@@ -194,24 +202,25 @@ class LLMSpanProcessor(SpanProcessor):
                 self._drain()
             for _ in range(waiting):
                 self._flush_requests.popleft().set()
-            if self._shutdown and not self._queue:
+            if self._shutdown and not self._queue and not self._pending:
                 while self._flush_requests:
                     self._flush_requests.popleft().set()
                 return
 
     def _drain(self) -> None:
-        queue = self._queue
-        popleft, size = queue.popleft, self._batch_size
-        while queue:
-            spans: list[tuple[ReadableSpan, bool]] = []
+        queue, pending = self._queue, self._pending
+        popleft, size = pending.popleft, self._batch_size
+        while queue or pending:
+            if queue:
+                self._convert()
+            records: list[SpanRecord] = []
             scores: list[Score] = []
-            while queue and len(spans) < size:
+            while pending and len(records) < size:
                 item = popleft()
                 if isinstance(item, Score):
                     scores.append(item)
-                else:
-                    spans.append(item)
-            records = self._process(spans)
+                elif self._run_stages(item):
+                    records.append(item)
             for destination in self._destinations:
                 with guard(f"destination.{destination.name}"):
                     if records:
@@ -219,13 +228,19 @@ class LLMSpanProcessor(SpanProcessor):
                     for score in scores:
                         destination.export_score(score)
 
-    def _process(self, items: list[tuple[ReadableSpan, bool]]) -> list[SpanRecord]:
-        records: list[SpanRecord] = []
+    def _convert(self) -> None:
+        """Turn every queued span into a sampled, defaulted record, in queue order."""
+        popleft, append = self._queue.popleft, self._pending.append
         bound = self._sample_bound
         sampling = bound < 1 << 64  # else every trace is kept
         merger = self._resource_for if self._resource_for.merges else None
         defaults = tuple(self._defaults.items())
-        for span, entry in items:
+        for _ in range(len(self._queue)):
+            item = popleft()
+            if isinstance(item, Score):
+                append(item)
+                continue
+            span, entry = item
             self._processed += 1
             context = span.context
             if context is None or (sampling and not keep_trace(context.trace_id, bound)):
@@ -237,9 +252,7 @@ class LLMSpanProcessor(SpanProcessor):
                 attributes.setdefault(key, value)
             if entry:
                 attributes[semconv.GEN_AI_IS_ENTRY] = True
-            if self._run_stages(record):
-                records.append(record)
-        return records
+            append(record)
 
     def _run_stages(self, record: SpanRecord) -> bool:
         ctx = self._stage_context
@@ -271,7 +284,7 @@ class LLMSpanProcessor(SpanProcessor):
 
     def _wait_for_worker(self, deadline: float) -> bool:
         if not self._worker.is_alive():
-            return not self._queue
+            return not self._queue and not self._pending
         done = threading.Event()
         self._flush_requests.append(done)
         self._wake.set()
@@ -320,7 +333,7 @@ class LLMSpanProcessor(SpanProcessor):
             "spans_received": self._processed + len(self._queue) + span_drops,
             "spans_dropped": span_drops,
             "spans_sampled_out": self._sampled_out,
-            "spans_queued": len(self._queue),
+            "spans_queued": len(self._queue) + len(self._pending),
             "dropped_reasons": reasons,
             "values_replaced": {
                 **replacement_counts(),
