@@ -83,6 +83,52 @@ def test_importing_does_not_import_integrations_or_rich() -> None:
     assert out.stdout.strip() == "[]"
 
 
+_PIPELINE_FOOTPRINT = """
+import sys, otel_llm
+pipeline = otel_llm.configure(
+    destinations=[otel_llm.Langfuse("pk-lf-x", "sk-lf-x", host="http://127.0.0.1:9")],
+    spool_dir=False,
+)
+@otel_llm.observe(as_type="generation")
+def generate(question):
+    otel_llm.update_current_observation(
+        model="gpt-4o-mini", usage={"input_tokens": 10, "output_tokens": 5}
+    )
+    return "answer"
+generate("question?")
+trace = otel_llm.Client().trace(name="t")
+trace.generation(name="g", model="gpt-4o", usage={"input": 3, "output": 2}).end()
+pipeline.flush(5)
+assert pipeline.stats()["processing"].get("cost.priced") == 2, pipeline.stats()["processing"]
+heavy = ("asyncio", "sqlite3", "genai_prices", "pydantic", "grpc", "rich", "splintr")
+print(sorted(m for m in heavy if m in sys.modules))
+pipeline.shutdown(0.5)
+"""
+
+
+def test_a_langfuse_pipeline_loads_only_what_it_uses() -> None:
+    # Each of these costs 1.5-20 MiB of memory for the life of the app.
+    out = subprocess.run(
+        [sys.executable, "-c", _PIPELINE_FOOTPRINT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_local_store_loads_on_first_use() -> None:
+    code = (
+        "import sys, otel_llm; before = 'sqlite3' in sys.modules; "
+        "store = otel_llm.LocalStore; "
+        "print(before, 'sqlite3' in sys.modules, store.__module__, "
+        "store is otel_llm.destinations.LocalStore)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "otel_llm", "True"]
+
+
 def test_every_module_declares_all() -> None:
     import importlib
     import pkgutil

@@ -7,6 +7,8 @@ more destinations. ``configure()`` wires it all together.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from otel_llm._version import __version__
 from otel_llm.config import Pipeline, configure, flush, shutdown
 from otel_llm.context import propagate_attributes
@@ -16,7 +18,6 @@ from otel_llm.destinations import (
     Destination,
     InMemory,
     Langfuse,
-    LocalStore,
     TencentAPM,
 )
 from otel_llm.errors import ConfigError
@@ -34,6 +35,9 @@ from otel_llm.instrument.observation import Observation, start_generation, start
 from otel_llm.instrument.observe import observe
 from otel_llm.integrations.openai import instrument_openai, uninstrument_openai
 from otel_llm.processing.processor import LLMSpanProcessor
+
+if TYPE_CHECKING:
+    from otel_llm.local.destination import LocalStore
 
 __all__ = [
     "OTLP",
@@ -68,7 +72,18 @@ __all__ = [
 ]
 
 # Public names report the package as their home, like httpx does (nicer reprs and docs).
+_LAZY = frozenset({"LocalStore"})
 for _name in __all__:
-    _obj = globals()[_name]
-    if not isinstance(_obj, str):
+    if _name not in _LAZY and not isinstance(_obj := globals()[_name], str):
         _obj.__module__ = "otel_llm"
+
+
+def __getattr__(name: str) -> Any:
+    # LocalStore (and sqlite3 with it) loads on first use; see otel_llm.destinations.
+    if name == "LocalStore":
+        from otel_llm.local.destination import LocalStore
+
+        LocalStore.__module__ = "otel_llm"
+        globals()[name] = LocalStore
+        return LocalStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

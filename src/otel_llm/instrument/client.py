@@ -9,7 +9,8 @@ tutorials' habit of updating a generation without ending it loses nothing.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import sys
 import threading
 import time
 import weakref
@@ -41,10 +42,12 @@ class _Owner:
 
     def __init__(self) -> None:
         self._thread = weakref.ref(threading.current_thread())
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            task = None
+        task = None
+        # No task can run before asyncio is imported: apps without it never load it here.
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None:
+            with contextlib.suppress(RuntimeError):  # no running event loop
+                task = asyncio.current_task()
         self._task = weakref.ref(task) if task is not None else None
 
     def may_be_ended_by(self, caller: _Owner) -> bool:
