@@ -1,9 +1,10 @@
 """Protobuf wire primitives and OTLP ``common.v1`` values (``KeyValue``/``AnyValue``).
 
-The low half of the encoder (``encoder.py`` has the trace messages): varints from a
-precomputed table, fixed-width values from precompiled ``struct.Struct`` objects, and
-attribute lists encoded straight to bytes. Messages are built bottom-up as lists of
-``bytes`` chunks, joined once: a length prefix needs the body's size first.
+The low half of the encoder (``encoder.py`` and ``_span_wire.py`` have the trace
+messages): varints from a precomputed table, fixed-width values from precompiled
+``struct.Struct`` objects, and attribute lists encoded straight to bytes. Messages are
+built bottom-up as lists of ``bytes`` chunks, joined once: a length prefix needs the
+body's size first.
 
 Wire types: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32; a tag is the varint of
 ``field << 3 | wire_type``. Proto3: a scalar at its default is not written, a set oneof
