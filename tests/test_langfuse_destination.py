@@ -17,6 +17,7 @@ from otel_llm import semconv
 from otel_llm.errors import ConfigError
 from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.langfuse import Langfuse
+from otel_llm.export.langfuse_details import cost_details, model_parameters, usage_details
 from otel_llm.processing.record import SpanRecord
 from tests.otlp_http_server import DecodedSpan, OTLPHTTPServer
 
@@ -603,7 +604,7 @@ def test_shutdown_is_idempotent_and_later_exports_are_counted(server: OTLPHTTPSe
 
 # --- the dialect, as a pure function --------------------------------------------------
 def test_usage_buckets_are_exclusive_integers() -> None:
-    details = dialect.usage_details(
+    details = usage_details(
         {
             semconv.GEN_AI_USAGE_INPUT_TOKENS: 100,
             semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 50,
@@ -667,7 +668,7 @@ def test_usage_buckets_are_exclusive_integers() -> None:
     ],
 )
 def test_usage_details(attributes: dict[str, Any], expected: dict[str, int] | None) -> None:
-    assert dialect.usage_details(attributes) == expected
+    assert usage_details(attributes) == expected
 
 
 @pytest.mark.parametrize(
@@ -696,7 +697,7 @@ def test_usage_details(attributes: dict[str, Any], expected: dict[str, int] | No
     ],
 )
 def test_cost_details(attributes: dict[str, Any], expected: dict[str, float] | None) -> None:
-    assert dialect.cost_details(attributes) == expected
+    assert cost_details(attributes) == expected
 
 
 def test_lone_input_takes_its_output_from_the_source_the_server_would_have_used() -> None:
@@ -829,7 +830,7 @@ def test_observation_fields_and_untouched_foreign_attributes() -> None:
 )
 def test_model_parameters_give_the_same_result_every_time(params: object) -> None:
     attrs = {semconv.OBSERVATION_TYPE: "generation", semconv.OBSERVATION_MODEL_PARAMETERS: params}
-    expected = dialect.model_parameters(params)
+    expected = model_parameters(params)
     for _ in range(3):  # the first call may fill the cache, the others read it
         out = dialect.to_langfuse(attrs)
         if expected is None:

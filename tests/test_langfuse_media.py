@@ -17,6 +17,7 @@ import otel_llm
 from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.langfuse import Langfuse
 from otel_llm.export.langfuse_media import MediaJob, MediaUploader
+from otel_llm.export.langfuse_media_refs import media_token, replace_media_references
 from otel_llm.processing.media_model import REFERENCE_PREFIX, MediaPayload, format_reference
 from tests.otlp_http_server import DecodedSpan, OTLPHTTPServer, RecordedRequest
 
@@ -239,11 +240,11 @@ def test_references_in_every_attribute_become_tokens_with_their_field() -> None:
         "gen_ai.output.messages": (ref, "x"),
         "other": 1,
     }
-    found = dialect.replace_media_references(attributes, {sha})
+    found = replace_media_references(attributes, {sha})
     want = f"@@@langfuseMedia:type=image/png|id={media_id(PNG)}|source=base64_data_uri@@@"
     assert json.loads(attributes[dialect.LF_INPUT]) == [{"url": want}]
     assert attributes[dialect.LF_OUTPUT] == f"see {want}"
     assert json.loads(attributes[dialect.LF_METADATA]) == {"a": want, "b": raw}  # unknown: kept
     assert attributes["gen_ai.output.messages"] == (want, "x")
     assert found == [(sha, "input"), (sha, "output"), (sha, "metadata")]
-    assert dialect.media_token("image/png", sha, "bytes").endswith("|source=bytes@@@")
+    assert media_token("image/png", sha, "bytes").endswith("|source=bytes@@@")

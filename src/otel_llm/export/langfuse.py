@@ -39,6 +39,7 @@ from otel_llm.errors import ConfigError
 from otel_llm.export import dialect_langfuse as dialect
 from otel_llm.export.http_transport import HttpTransport
 from otel_llm.export.langfuse_media import MediaJob, MediaUploader
+from otel_llm.export.langfuse_media_refs import replace_media_references
 from otel_llm.export.network import NetworkDestination
 from otel_llm.export.sender import Batch, Sender
 from otel_llm.processing.entry import is_llm_related, is_llm_scope
@@ -257,7 +258,7 @@ class Langfuse(NetworkDestination):
         if not payloads:
             return
         with guard(f"destination.{self.name}.media"):
-            found = dialect.replace_media_references(attributes, payloads)
+            found = replace_media_references(attributes, payloads)
             trace_id, span_id = record.trace_id_hex, f"{record.span_id:016x}"
             for sha256, field in found:
                 self._media.submit(MediaJob(payloads[sha256], trace_id, span_id, field))

@@ -41,8 +41,8 @@ import urllib3
 from opentelemetry import context as otel_context
 
 from otel_llm.diagnostics import log_once, report, strict
-from otel_llm.export.dialect_langfuse import media_id as langfuse_media_id
 from otel_llm.export.http_transport import redact
+from otel_llm.export.langfuse_media_refs import media_id as langfuse_media_id
 from otel_llm.export.retry import RETRYABLE_HTTP_STATUS
 from otel_llm.forking import after_fork_in_child
 from otel_llm.processing.media_model import MediaPayload
