@@ -100,7 +100,8 @@ trace = otel_llm.Client().trace(name="t")
 trace.generation(name="g", model="gpt-4o", usage={"input": 3, "output": 2}).end()
 pipeline.flush(5)
 assert pipeline.stats()["processing"].get("cost.priced") == 2, pipeline.stats()["processing"]
-heavy = ("asyncio", "sqlite3", "genai_prices", "pydantic", "grpc", "rich", "splintr")
+heavy = ("asyncio", "sqlite3", "genai_prices", "pydantic", "grpc", "rich", "splintr",
+         "google.protobuf.json_format", "opentelemetry.proto.trace.v1.trace_pb2")
 print(sorted(m for m in heavy if m in sys.modules))
 pipeline.shutdown(0.5)
 """

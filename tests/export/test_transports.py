@@ -67,6 +67,41 @@ def test_http_success_gzip_and_headers(http_server: OTLPHTTPServer) -> None:
     transport.close()
 
 
+def _partial(rejected: int) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTracePartialSuccess,
+        ExportTraceServiceResponse,
+    )
+
+    answer = ExportTraceServiceResponse(
+        partial_success=ExportTracePartialSuccess(rejected_spans=rejected, error_message="no")
+    )
+    return answer.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("body", "rejected"),
+    [
+        (b"", 0),
+        (None, 0),  # the server's default: an empty ExportTraceServiceResponse
+        (_partial(3), 3),
+        (b'{"partialSuccess": {"rejectedSpans": "2", "errorMessage": "bad ids"}}', 2),
+        (b'{"partialSuccess": {"rejectedSpans": 4}}', 4),
+        (b'{"partialSuccess": {}}', 0),
+        (b"{}", 0),  # Langfuse's answer
+        (b"[1, 2]", 0),
+        (b"<html>ok</html>", 0),
+        (b'{"partialSuccess": {"rejectedSpans": "many"}}', 0),
+    ],
+)
+def test_http_partial_success_counts_rejected_spans(
+    http_server: OTLPHTTPServer, body: bytes | None, rejected: int
+) -> None:
+    http_server.respond(PATH, 200, body=body)
+    outcome = HttpTransport(http_server.url + PATH).send(BODY, 5.0)
+    assert outcome.ok and outcome.rejected == rejected
+
+
 @pytest.mark.parametrize(
     ("status", "retryable"),
     [

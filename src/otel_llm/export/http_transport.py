@@ -11,8 +11,8 @@ import gzip
 import zlib
 from collections.abc import Iterable, Mapping
 
+import orjson
 import urllib3
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otel_llm.export.retry import RETRYABLE_HTTP_STATUS, Outcome, parse_retry_after
 
@@ -110,8 +110,20 @@ class HttpTransport:
 
 
 def _rejected(data: bytes) -> int:
+    """Spans a 2xx answer reports as rejected (OTLP partial success), 0 when it says none."""
     if not data:
         return 0
+    if data[:1] == b"{":  # OTLP/JSON, or a JSON answer such as Langfuse's
+        try:
+            partial = orjson.loads(data).get("partialSuccess") or {}
+            return max(0, int(partial.get("rejectedSpans", 0)))  # int64: a string in JSON
+        except Exception:
+            return 0
+    # Loaded only for a non-empty protobuf answer: most backends send none.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
     try:
         return int(ExportTraceServiceResponse.FromString(data).partial_success.rejected_spans)
     except Exception:  # JSON or an empty body from a non-OTLP server: nothing rejected

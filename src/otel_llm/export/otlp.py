@@ -14,8 +14,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import orjson
-from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_llm.errors import ConfigError
 from otel_llm.export.http_transport import HttpTransport
@@ -179,6 +177,12 @@ _ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 def protobuf_to_otlp_json(body: bytes) -> bytes:
     """OTLP/JSON: the protobuf JSON mapping, with ids as hex (not base64) and enums as ints."""
     import base64
+
+    # Only the HTTP/JSON protocol needs the protobuf runtime (~3 MiB): loaded on first use.
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
     message = ExportTraceServiceRequest.FromString(body)
     data = json_format.MessageToDict(message, use_integers_for_enums=True)
