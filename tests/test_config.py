@@ -321,6 +321,37 @@ def test_registers_global_provider_only_when_none_is_set() -> None:
     assert out.split() == ["True", "True", "True"]
 
 
+def test_without_configure_helpers_follow_the_global_provider_with_one_tracer() -> None:
+    # The manual setup: LLMSpanProcessor on the app's own provider, no configure().
+    out = _run(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        import otel_llm
+
+        @otel_llm.observe()
+        def work(x):
+            return x
+
+        work(0)  # no provider yet: a no-op span, as with any OTel library
+        class Counting(TracerProvider):
+            made = 0
+            def get_tracer(self, *args, **kwargs):
+                Counting.made += 1
+                return super().get_tracer(*args, **kwargs)
+        mem = otel_llm.InMemory()
+        provider = Counting()
+        provider.add_span_processor(otel_llm.LLMSpanProcessor([mem]))
+        trace.set_tracer_provider(provider)
+        for i in range(50):
+            work(i)
+        provider.force_flush()
+        print(len(mem.spans), Counting.made, mem.spans[0].instrumentation_scope.name)
+        """
+    )
+    assert out.split() == ["50", "1", "otel-llm"]
+
+
 def test_spans_of_the_global_api_reach_destinations_in_a_fresh_process() -> None:
     out = _run(
         """

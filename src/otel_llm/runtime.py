@@ -24,7 +24,7 @@ __all__ = ["Runtime", "current"]
 class Runtime:
     """What helpers need, swapped as a whole by ``configure()`` (readers never lock)."""
 
-    __slots__ = ("capture_content", "max_content_chars", "pipeline", "tracer")
+    __slots__ = ("_global", "capture_content", "max_content_chars", "pipeline", "tracer")
 
     def __init__(
         self,
@@ -39,12 +39,21 @@ class Runtime:
         self.tracer: trace_api.Tracer | None = (
             provider.get_tracer(semconv.SCOPE_NAME, __version__) if provider else None
         )
+        self._global: tuple[trace_api.TracerProvider, trace_api.Tracer] | None = None
 
     def get_tracer(self) -> trace_api.Tracer:
         if self.tracer is not None:
             return self.tracer
-        # Not configured: follow whatever global provider the app installs, lazily.
-        return trace_api.get_tracer(semconv.SCOPE_NAME, __version__)
+        # Not configured: follow whatever global provider the app installs. The SDK's
+        # get_tracer() builds a new Tracer each call (several µs), so keep the one made
+        # for the provider that is global now; another provider gets its own.
+        provider = trace_api.get_tracer_provider()
+        cached = self._global
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        tracer = provider.get_tracer(semconv.SCOPE_NAME, __version__)
+        self._global = (provider, tracer)
+        return tracer
 
     @property
     def processor(self) -> LLMSpanProcessor | None:
