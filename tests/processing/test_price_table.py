@@ -114,7 +114,15 @@ def test_model_refs_include_exact_aliases(genai: GenaiPrices) -> None:
 
 def test_a_table_for_another_version_or_format_is_not_used(tmp_path: Path) -> None:
     data = orjson.loads(TABLE_FILE.read_bytes())
-    for change in ({"genai_prices": "0.0.1"}, {"format": 99}, {"specs": [1]}, {"entries": []}):
+    changes = (
+        {"genai_prices": "0.0.1"},
+        {"format": 99},
+        {"specs": [1]},
+        {"entries": []},
+        {"entries": {"openai\u0000gpt-4o": len(data["specs"])}},
+        {"entries": {"openai\u0000gpt-4o": "0"}},
+    )
+    for change in changes:
         path = tmp_path / "table.json"
         path.write_bytes(orjson.dumps({**data, **change}))
         assert load_table(path) is None, change

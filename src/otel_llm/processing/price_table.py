@@ -33,6 +33,7 @@ import orjson
 from otel_llm.processing.pricing import PricePart, PricePlan
 
 __all__ = [
+    "FORMAT",
     "TABLE_FILE",
     "Active",
     "ConditionSpec",
@@ -182,7 +183,10 @@ def load_table(path: Path = TABLE_FILE) -> PriceTable | None:
         entries = data["entries"]
         if not (isinstance(specs, list) and all(isinstance(s, str) for s in specs)):
             return None
-        if not isinstance(entries, dict):
+        count = len(specs)
+        if not isinstance(entries, dict) or not all(
+            type(index) is int and 0 <= index < count for index in entries.values()
+        ):
             return None
         return PriceTable(version, entries, specs)
     except (OSError, ValueError, KeyError, TypeError):
