@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "AGGREGATE_OPERATIONS",
     "AS_TYPES",
     "CONTENT_KEYS",
     "CONTENT_KEY_PREFIXES",
@@ -172,3 +173,9 @@ embeddings, invoke_agent, execute_tool and retrieval; the rest are ours, kept
 lowercase and stable so dashboards can group by them."""
 
 ENTRY_OPERATION_NAMES: Final = frozenset(OPERATION_BY_TYPE.values())
+
+AGGREGATE_OPERATIONS: Final = frozenset({"invoke_agent", "agent_step"})
+"""Operations whose usage is the sum of the LLM calls they made (an agent's run). Such a
+span is not priced from its usage and not counted in totals, or the spend would be
+counted twice next to its child calls; the Langfuse server drops its model, usage and
+cost for the same reason."""

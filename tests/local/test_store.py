@@ -43,6 +43,35 @@ def _db(path: Path) -> sqlite3.Connection:
 # -- a real pipeline ---------------------------------------------------------------------
 
 
+def test_an_agent_run_reporting_summed_usage_is_counted_once(tmp_path: Path) -> None:
+    store = LocalStore(path=tmp_path / "traces.db")
+    memory = otel_llm.InMemory()
+    pipeline = otel_llm.configure(destinations=[store, memory], tracer_provider=TracerProvider())
+
+    @otel_llm.observe(as_type="agent")
+    def agent() -> str:
+        for tokens_in, tokens_out in ((100, 20), (50, 10)):
+            with otel_llm.start_generation("call", model="gpt-4o-mini") as generation:
+                generation.update(output="ok", usage={"input": tokens_in, "output": tokens_out})
+        # as agent frameworks do: the run's total, with the agent's model, on the agent span
+        otel_llm.update_current_observation(model="gpt-4o-mini", usage={"input": 150, "output": 30})
+        return "done"
+
+    agent()
+    assert pipeline.flush(10.0)
+    spans = {span.attributes["gen_ai.operation.name"]: span for span in memory.spans}
+    run, call = spans["invoke_agent"], spans["chat"]
+    assert run.attributes["gen_ai.usage.input_tokens"] == 150  # reported as given
+    assert "gen_ai.usage.cost" not in run.attributes and call.attributes["gen_ai.usage.cost"] > 0
+    calls_cost = sum(s.attributes["gen_ai.usage.cost"] for s in memory.spans if s is not run)
+    with StoreReader(store.path) as reader:
+        [summary] = reader.traces()
+        [by_model] = reader.stats("model")
+    assert (summary.input_tokens, summary.output_tokens) == (150, 30)
+    assert summary.total_cost == pytest.approx(calls_cost)
+    assert (by_model.group, by_model.count, by_model.input_tokens) == ("gpt-4o-mini", 2, 150)
+
+
 def test_round_trip_through_pipeline(tmp_path: Path) -> None:
     store = LocalStore(path=tmp_path / "traces.db")
     pipeline = otel_llm.configure(destinations=[store], tracer_provider=TracerProvider())

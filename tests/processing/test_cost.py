@@ -590,6 +590,23 @@ def test_no_usage_and_no_cost_does_nothing(book: PriceBook) -> None:
     assert not ctx.counters
 
 
+@pytest.mark.parametrize("operation", ["invoke_agent", "agent_step"])
+def test_an_agent_run_is_not_priced_from_its_summed_usage(book: PriceBook, operation: str) -> None:
+    record = make_record(extra={"gen_ai.operation.name": operation})
+    before = dict(record.attributes)
+    ctx = run(record, book)
+    assert record.attributes == before  # no cost, and not "unpriced" either
+    assert ctx.counters == {"cost.aggregate_not_priced": 1}
+    # A cost reported on it is the caller's own statement: kept.
+    record = make_record(extra={"gen_ai.operation.name": operation, "otel_llm.cost.raw": "0.5"})
+    run(record, book)
+    assert record.attributes[COST] == 0.5 and record.attributes[SOURCE] == "provider"
+    # Its model calls are priced as usual.
+    record = make_record(extra={"gen_ai.operation.name": "chat"})
+    run(record, book)
+    assert record.attributes[COST] > 0
+
+
 def test_zero_tokens_cost_zero_with_provenance(book: PriceBook) -> None:
     record = make_record(usage=(0, 0, None, None, None))
     run(record, book)

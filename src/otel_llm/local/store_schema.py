@@ -360,6 +360,9 @@ def span_row(record: SpanRecord) -> SpanRow:
     if level not in semconv.LEVELS:
         level = "ERROR" if status == "ERROR" else "DEFAULT"
     model = a.get(semconv.GEN_AI_RESPONSE_MODEL) or a.get(semconv.GEN_AI_REQUEST_MODEL)
+    # An agent's run sums its model calls: its own columns stay empty, so trace totals
+    # and per-model stats count each call once (its attributes keep what it reported).
+    aggregate = a.get(semconv.GEN_AI_OPERATION_NAME) in semconv.AGGREGATE_OPERATIONS
     events = [
         {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
         for e in record.events
@@ -379,10 +382,10 @@ def span_row(record: SpanRecord) -> SpanRow:
         status_message=record.status_description
         or as_text(a.get(semconv.OBSERVATION_STATUS_MESSAGE)),
         level=str(level),
-        model=as_text(model) if model else None,
-        input_tokens=_int(a.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
-        output_tokens=_int(a.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
-        cost=_float(a.get(semconv.GEN_AI_USAGE_COST)),
+        model=as_text(model) if model and not aggregate else None,
+        input_tokens=None if aggregate else _int(a.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
+        output_tokens=None if aggregate else _int(a.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
+        cost=None if aggregate else _float(a.get(semconv.GEN_AI_USAGE_COST)),
         user_id=as_text(a.get(semconv.USER_ID)),
         session_id=as_text(a.get(semconv.SESSION_ID)),
         environment=as_text(a.get(semconv.ENVIRONMENT)),

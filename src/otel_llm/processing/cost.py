@@ -4,7 +4,9 @@ Why: a cost the user can act on needs provenance and must never be a guess. So
 a provider-reported cost (``cost=``) wins; then the user's ``pricing=`` table; then
 the genai-prices data bundled with the installed package. A model nobody prices
 gets ``otel_llm.cost.unpriced=True`` and no ``gen_ai.usage.cost`` at all — a
-confident 0 would hide spend.
+confident 0 would hide spend. An agent's run (``semconv.AGGREGATE_OPERATIONS``) is not
+priced from its usage, which sums calls priced on their own spans; a cost reported on
+it is kept.
 
 The model names genai-prices lists are answered from ``price_table`` (genai-prices'
 own answers, precomputed for the installed version), so most apps never import
@@ -347,6 +349,9 @@ def derive_cost(record: SpanRecord, ctx: StageContext) -> None:
         return
     usage = _usage(attributes)
     if usage is None:
+        return
+    if get(semconv.GEN_AI_OPERATION_NAME) in semconv.AGGREGATE_OPERATIONS:
+        ctx.count("cost.aggregate_not_priced")  # its calls are priced on their own spans
         return
     if isinstance(usage, str):
         _unpriced(attributes, ctx, usage)
