@@ -145,7 +145,9 @@ from otel_llm.processing.cost import compile_prices
 book = compile_prices(None)
 now = time.time_ns()
 for provider, model in [("openai", "gpt-4o-2024-08-06"), ("anthropic", "claude-sonnet-4-5"),
-                        ("gcp.gemini", "gemini-2.5-pro"), (None, "GPT-4o-mini")]:
+                        ("gcp.gemini", "gemini-2.5-pro"), (None, "GPT-4o-mini"),
+                        ("azure.ai.openai", "gpt-4o-mini"),
+                        ("azure.ai.inference", "deepseek-chat")]:
     assert not isinstance(book.price(provider, model, (1000, 100, 0, 0, 0), now), str), model
 print("known:", "genai_prices" in sys.modules, "pydantic" in sys.modules)
 print("unknown:", book.price("anthropic", "claude-sonnet-4-20250514", (1, 1, 0, 0, 0), now))

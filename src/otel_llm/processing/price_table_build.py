@@ -3,7 +3,8 @@
 Why a step of its own: the table must be exactly what genai-prices answers, so it
 is computed by asking genai-prices, through the same code the cost stage uses at
 run time (:class:`~otel_llm.processing.cost.GenaiPrices`), for every model id and
-exact alias in its data, under the model's provider and under no provider. A
+exact alias in its data, under the model's provider (and the providers that resell
+it, such as Azure for OpenAI's models) and under no provider. A
 lookup genai-prices cannot answer is left out (then genai-prices decides at run
 time), and so is one whose conditions have no spec.
 
@@ -43,10 +44,13 @@ def model_refs(model: Any) -> Iterator[str]:
 def build_table(genai: GenaiPrices | None = None) -> dict[str, Any]:
     """The table as a JSON-able dict, from the installed genai-prices."""
     genai = genai or GenaiPrices()
+    by_id = {provider.id: provider for provider in genai.providers}
     specs: dict[bytes, int] = {}
     entries: dict[str, int] = {}
     for provider in genai.providers:
-        for model in provider.models:
+        # A provider that resells others' models (Azure: OpenAI's...) answers their names too.
+        sellers = [provider, *(by_id[i] for i in provider.fallback_model_providers or ())]
+        for model in (model for seller in sellers for model in seller.models):
             for ref in model_refs(model):
                 for provider_id in (provider.id, None):
                     key = table_key(provider_id, ref)
