@@ -25,6 +25,8 @@ class Scripted:
     code: grpc.StatusCode
     retry_delay: float | None = None
     sleep: float = 0.0
+    rejected: int = 0
+    """With ``OK``: spans the answer reports as rejected (OTLP partial success)."""
 
 
 @dataclass
@@ -70,6 +72,11 @@ class _Service(trace_service_pb2_grpc.TraceServiceServicer):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         with self.state.lock:
             self.state.received.append(ReceivedGrpc(request, metadata, request.SerializeToString()))
+        if step is not None and step.rejected:
+            partial = trace_service_pb2.ExportTracePartialSuccess(
+                rejected_spans=step.rejected, error_message="scripted rejection"
+            )
+            return trace_service_pb2.ExportTraceServiceResponse(partial_success=partial)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 

@@ -241,6 +241,16 @@ def test_grpc_success_with_metadata(grpc_server: OtlpGrpcServer) -> None:
     transport.close()
 
 
+def test_grpc_partial_success_counts_rejected_spans(grpc_server: OtlpGrpcServer) -> None:
+    transport = GrpcTransport(grpc_server.endpoint, insecure=True)
+    grpc_server.fail_next(Scripted(grpc.StatusCode.OK, rejected=3))
+    outcome = transport.send(BODY, 5.0)
+    assert outcome.ok and outcome.rejected == 3
+    outcome = transport.send(BODY, 5.0)  # an empty answer: nothing rejected
+    assert outcome.ok and outcome.rejected == 0
+    transport.close()
+
+
 def test_grpc_retry_info_and_codes(grpc_server: OtlpGrpcServer) -> None:
     grpc_server.fail_next(
         Scripted(grpc.StatusCode.UNAVAILABLE, retry_delay=0.25),

@@ -12,10 +12,9 @@ from urllib.parse import urlparse
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otel_llm.errors import ConfigError
-from otel_llm.export.http_transport import redact
+from otel_llm.export.http_transport import redact, rejected_spans
 from otel_llm.export.retry import Outcome
 
 __all__ = ["GrpcTransport", "grpc_target"]
@@ -88,7 +87,7 @@ class GrpcTransport:
         except Exception as exc:  # a transport must never raise
             name = type(exc).__name__
             return Outcome(ok=False, retryable=True, status="connection", message=name)
-        return Outcome(ok=True, status="OK", rejected=_rejected(data))
+        return Outcome(ok=True, status="OK", rejected=rejected_spans(data))
 
     def _failure(self, error: grpc.RpcError) -> Outcome:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
@@ -127,10 +126,3 @@ def _retry_info(error: grpc.RpcError) -> float | None:
         except Exception:
             return None
     return None
-
-
-def _rejected(data: bytes) -> int:
-    try:
-        return int(ExportTraceServiceResponse.FromString(data).partial_success.rejected_spans)
-    except Exception:
-        return 0

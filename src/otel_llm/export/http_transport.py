@@ -16,7 +16,7 @@ import urllib3
 
 from otel_llm.export.retry import RETRYABLE_HTTP_STATUS, Outcome, parse_retry_after
 
-__all__ = ["HttpTransport", "redact"]
+__all__ = ["HttpTransport", "redact", "rejected_spans"]
 
 _MAX_MESSAGE = 300
 
@@ -95,7 +95,7 @@ class HttpTransport:
         status = response.status
         data = response.data or b""
         if 200 <= status < 300:
-            return Outcome(ok=True, status=str(status), rejected=_rejected(data))
+            return Outcome(ok=True, status=str(status), rejected=rejected_spans(data))
         message = redact(data[:_MAX_MESSAGE].decode("utf-8", "replace"), self._secrets)
         return Outcome(
             ok=False,
@@ -109,8 +109,9 @@ class HttpTransport:
         self._pool.clear()
 
 
-def _rejected(data: bytes) -> int:
-    """Spans a 2xx answer reports as rejected (OTLP partial success), 0 when it says none."""
+def rejected_spans(data: bytes) -> int:
+    """Spans a successful OTLP answer (HTTP or gRPC) reports as rejected (partial
+    success), 0 when it says none or is not an OTLP answer."""
     if not data:
         return 0
     if data[:1] == b"{":  # OTLP/JSON, or a JSON answer such as Langfuse's
