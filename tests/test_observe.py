@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import otel_llm
+from otel_llm.instrument import observe as observe_module
 from otel_llm.instrument.observe import _Options
 
 
@@ -541,7 +542,7 @@ def test_failed_start_runs_the_function_untraced(
         raise RuntimeError("internal")
 
     monkeypatch.setenv("OTEL_LLM_STRICT", "0")
-    monkeypatch.setattr(_Options, "start", broken)
+    monkeypatch.setattr(observe_module, "open_observation", broken)  # inside _Options.start
 
     @otel_llm.observe()
     def f(x: int) -> int:

@@ -110,33 +110,42 @@ class _Options:
         self.plan = _BindPlan.of(self.signature)
         self.kind, self.static = _static_attributes(self.name, as_type, entry)
 
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Observation, bool]:
-        rt = runtime.current()
-        capture_in = rt.capture_content if self.capture_input is None else self.capture_input
-        capture_out = rt.capture_content if self.capture_output is None else self.capture_output
-        kind = self.kind
-        if kind is None:  # an unusual name or as_type: the general path handles (and counts) it
-            observation = start_observation(
-                self.name,
-                as_type=self.as_type,
-                entry=self.entry,
-                input=self.bound_input(args, kwargs) if capture_in else UNSET,
-            )
-            return observation, capture_out
-        # What start_observation(name, as_type, entry=entry, input=...) does, minus the
-        # fields @observe never passes: same attributes, in the same order.
-        if capture_in:
-            plan = self.plan
-            value = plan.bind(args, kwargs) if plan is not None else None
-            if value is None:
-                value = self.bound_input_slow(args, kwargs)
-            start_ns = time.time_ns()
-            attrs = {semconv.OBSERVATION_INPUT: to_attribute(value, max_chars=rt.max_content_chars)}
-            attrs.update(self.static)
-        else:
-            start_ns = time.time_ns()
-            attrs = dict(self.static)
-        return open_observation(rt, self.name, kind, attrs, start_ns, self.entry), capture_out
+    def start(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Observation, bool] | None:
+        """The call's observation and whether to capture its output; None when our side
+        failed (counted and logged by ``handled``), so the call runs untraced."""
+        try:
+            rt = runtime.current()
+            capture_in = rt.capture_content if self.capture_input is None else self.capture_input
+            capture_out = rt.capture_content if self.capture_output is None else self.capture_output
+            kind = self.kind
+            if kind is None:  # an unusual name or as_type: the general path handles (and counts) it
+                observation = start_observation(
+                    self.name,
+                    as_type=self.as_type,
+                    entry=self.entry,
+                    input=self.bound_input(args, kwargs) if capture_in else UNSET,
+                )
+                return observation, capture_out
+            # What start_observation(name, as_type, entry=entry, input=...) does, minus the
+            # fields @observe never passes: same attributes, in the same order.
+            if capture_in:
+                plan = self.plan
+                value = plan.bind(args, kwargs) if plan is not None else None
+                if value is None:
+                    value = self.bound_input_slow(args, kwargs)
+                start_ns = time.time_ns()
+                text = to_attribute(value, max_chars=rt.max_content_chars)
+                attrs = {semconv.OBSERVATION_INPUT: text}
+                attrs.update(self.static)
+            else:
+                start_ns = time.time_ns()
+                attrs = dict(self.static)
+            return open_observation(rt, self.name, kind, attrs, start_ns, self.entry), capture_out
+        except Exception as exc:
+            handled("observe.start", exc)
+            return None
 
     def bound_input(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         plan = self.plan
@@ -272,12 +281,8 @@ def _decorate(
 def _sync_wrapper(func: Callable[..., Any], options: _Options) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            started: tuple[Observation, bool] | None = options.start(args, kwargs)
-        except Exception as exc:
-            handled("observe.start", exc)
-            started = None
-        if started is None:  # called outside the except block: no chained internal error
+        started = options.start(args, kwargs)
+        if started is None:  # our side failed (counted): the call runs untraced
             return func(*args, **kwargs)
         observation, capture_out = started
         token = otel_context.attach(trace_api.set_span_in_context(observation.span))
@@ -303,12 +308,8 @@ def _sync_wrapper(func: Callable[..., Any], options: _Options) -> Callable[..., 
 def _async_wrapper(func: Callable[..., Any], options: _Options) -> Callable[..., Any]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            started: tuple[Observation, bool] | None = options.start(args, kwargs)
-        except Exception as exc:
-            handled("observe.start", exc)
-            started = None
-        if started is None:  # called outside the except block: no chained internal error
+        started = options.start(args, kwargs)
+        if started is None:  # our side failed (counted): the call runs untraced
             return await func(*args, **kwargs)
         observation, capture_out = started
         token = otel_context.attach(trace_api.set_span_in_context(observation.span))
