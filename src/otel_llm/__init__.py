@@ -79,11 +79,12 @@ for _name in __all__:
 
 
 def __getattr__(name: str) -> Any:
-    # LocalStore (and sqlite3 with it) loads on first use; see otel_llm.destinations.
-    if name == "LocalStore":
-        from otel_llm.local.destination import LocalStore
+    # LocalStore (and sqlite3 with it) loads on first use, from otel_llm.destinations.
+    if name in _LAZY:
+        from otel_llm import destinations
 
-        LocalStore.__module__ = "otel_llm"
-        globals()[name] = LocalStore
-        return LocalStore
+        value = getattr(destinations, name)
+        value.__module__ = "otel_llm"
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
