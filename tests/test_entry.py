@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanContext
 
 import otel_llm
 from otel_llm.processing.entry import EntryTracker
+from tests.mappings import NoCopyMapping
 
 
 def _entries(memory: otel_llm.InMemory) -> list[str]:
@@ -149,25 +150,9 @@ def test_is_entry_attribute_given_at_start_is_explicit(
     assert _entries(memory) == ["chosen"]
 
 
-class _NoCopy(Mapping[str, Any]):
-    """A mapping without copy(), like none the SDK hands out (the tracker must cope)."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
 @pytest.mark.parametrize(
     "wrap",
-    [dict, MappingProxyType, lambda d: MappingProxyType(_NoCopy(d)), _NoCopy],
+    [dict, MappingProxyType, lambda d: MappingProxyType(NoCopyMapping(d)), NoCopyMapping],
     ids=["dict", "proxy", "proxy-without-copy", "mapping"],
 )
 def test_tracker_reads_any_attribute_mapping(wrap: Callable[[dict[str, Any]], Any]) -> None:

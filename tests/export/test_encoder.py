@@ -32,6 +32,7 @@ from opentelemetry.trace.status import StatusCode
 from otel_llm.export import encoder
 from otel_llm.export.encoder import encode, encode_batches, encoder_counts
 from otel_llm.processing.record import SpanRecord, record_from_span, record_to_readable
+from tests.mappings import NoCopyMapping
 
 INT64 = (-(1 << 63), (1 << 63) - 1)
 RES_A = Resource({"service.name": "chat-api", "deployment.environment": "prod"})
@@ -331,19 +332,6 @@ def test_bools_ints_and_floats_of_one_key_never_share_cached_bytes() -> None:
 
 
 def test_records_from_spans_with_any_attribute_mapping() -> None:
-    class Frozen(Mapping[str, Any]):  # no copy(): copied item by item
-        def __init__(self, data: dict[str, Any]) -> None:
-            self._data = data
-
-        def __getitem__(self, key: str) -> Any:
-            return self._data[key]
-
-        def __iter__(self) -> Iterator[str]:
-            return iter(self._data)
-
-        def __len__(self) -> int:
-            return len(self._data)
-
     class Span(ReadableSpan):
         @property
         def attributes(self) -> Any:
@@ -351,7 +339,7 @@ def test_records_from_spans_with_any_attribute_mapping() -> None:
 
     data = {"a": 1, "b": ("x",)}
     context = SpanContext(1, 2, is_remote=False)
-    for mapping in (Frozen(data), dict(data), None):
+    for mapping in (NoCopyMapping(data), dict(data), None):
         span = Span("s", context=context, attributes=mapping, start_time=1, end_time=2)
         r = record_from_span(span)
         assert type(r.attributes) is dict
