@@ -12,6 +12,7 @@ or add ``--profile`` for a cProfile report of the app and worker threads.
 from __future__ import annotations
 
 import functools
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -149,6 +150,7 @@ def bench(options: rounds.Options) -> tuple[list[str], list[str]]:
         lambda r: f"{r['cpu_us']:.1f} CPU µs/call",
     )
     family = report.FamilyResult(FAMILY, BASELINE, list(MODES), results)
+    options.facts["sdk_span_us"] = statistics.median(r["cpu_us"] for r in results[BASELINE])
     failures = [
         f"{FAMILY}/{mode}: lost {r['expected'] - r['delivered']}"
         for mode, runs in results.items()

@@ -387,7 +387,20 @@ def bench(options: rounds.Options) -> tuple[list[str], list[str]]:
             f"delivered {r['delivered']}/{r['expected']}"
         ),
     )
+    for mode, name in ((BASELINE, "bare_big_cpu_us"), (REFERENCE, "langfuse_cpu_us")):
+        if results.get(mode):
+            options.facts[name] = _median(results[mode], "cpu_us")
+    if results.get("otel-llm"):
+        runs = results["otel-llm"]
+        options.facts["otel_llm_cpu_us"] = _median(runs, "cpu_us")
+        options.facts["sender_us"] = _median_of(
+            [r.get("thread_cpu_us", {}).get(SENDER_THREAD, 0.0) for r in runs]
+        )
     return render(modes, results, options)
+
+
+SENDER_THREAD = "otel-llm-sender-langfuse"
+"""The thread that gzips and posts otel-llm's Langfuse requests."""
 
 
 def _median_of(values: Sequence[float]) -> float:
@@ -563,7 +576,8 @@ def _targets(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
         "",
         f"Where the time and memory go, for missed targets: `{PROFILE}` (py-spy, per "
         "thread; remade with `python bench/spy.py --mode otel-llm --out "
-        f"{PROFILE.removeprefix('bench/')}`).",
+        f"{PROFILE.removeprefix('bench/')}`). What the required parts cost on their own, "
+        "against the CPU limits: the section *Floor under the CPU targets* below.",
     ]
     return lines
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class Options:
     outage_rate: float
     outage_rounds: int
     sink: SinkClient | None = None
+    facts: dict[str, float] = field(default_factory=dict)
+    """Medians a family measured that a later section reads (``floor.py``), by name."""
 
 
 def run_script(script: str, args: Sequence[str], label: str) -> dict[str, Any]:

@@ -10,6 +10,9 @@ Families (``--families``, default all, in this order):
 - ``serve``: ``otel-llm serve`` ingest (stock exporters in another process) and store
   cost per span, next to the bare stock pipeline into the sink.
 
+After them, when overhead, pipelines and micro all ran: the floor under the CPU
+targets (``floor.py``), added up from what those families measured (``Options.facts``).
+
 Each (round, mode) runs in a fresh subprocess and modes alternate within each round
 (see ``rounds.py``). The sink is started once, for the whole run, when a family
 needs it. Adding a family: a module with ``FAMILY`` and ``bench(options) ->
@@ -29,6 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 
+import floor
 import micro
 import outage
 import overhead
@@ -111,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"rounds: {args.rounds} (modes alternate, the order rotating; medians shown)",
         f"- load average (1/5/15 min) at start: {load_before}; at end: {report.load_average()}",
     ]
+    floor_lines = floor.render(options.facts)
+    if floor_lines:
+        sections.append(floor_lines)
     if failures:
         sections.append(["## Unexpected losses", "", *(f"- {f}" for f in failures), ""])
     text = report.render(sections, settings)

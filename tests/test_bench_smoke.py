@@ -107,6 +107,28 @@ def test_micro_reports_encoder_stages_and_processors(report: str) -> None:
     assert "| LLMSpanProcessor, worker idle |" in section
 
 
+FLOOR_ROW = re.compile(r"^\| (\*\*sum: the floor\*\*|[^|*+][^|]*) \| \**([\d.]+)\** \|")
+
+
+@pytest.mark.timeout(600)
+def test_floor_adds_up_the_required_parts(report: str) -> None:
+    rows = [
+        m.groups()
+        for m in map(FLOOR_ROW.match, _section(report, "Floor under the CPU targets"))
+        if m
+    ]
+    labels = [label for label, _ in rows]
+    parts = [float(value) for label, value in rows[: labels.index("**sum: the floor**")]]
+    assert len(parts) == 6, rows  # SDK span, usage, cost, masking, encoding, sending
+    floor = float(rows[labels.index("**sum: the floor**")][1])
+    assert floor == pytest.approx(sum(parts), abs=0.1 * len(parts))
+    assert parts[0] > 0 and all(value >= 0 for value in parts), rows  # /proc ticks may say 0
+    text = "\n".join(_section(report, "Floor under the CPU targets"))
+    assert "- ≤ 0.6× `bare_big`" in text
+    if find_spec("langfuse") is not None:
+        assert "- ≤ 0.2× the Langfuse SDK" in text
+
+
 @pytest.mark.timeout(600)
 def test_outage_keeps_every_span(report: str) -> None:
     rows = {
